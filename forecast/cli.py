@@ -1,0 +1,196 @@
+"""The `forecast` command: thin click commands over forecast.api."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import nullcontext
+
+import click
+
+from forecast import __version__
+from forecast.errors import ForecastError
+from forecast.registry import MODELS
+
+
+class Group(click.Group):
+    """Turns every ForecastError into one line on stderr and exit code 1, in one place."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ForecastError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def data_options(f):
+    for option in reversed([
+        click.option("--id-col", help="Column naming the series in a long-format file (default: unique_id if present)."),
+        click.option("--time-col", help="Time column (default: detected: ds, or the one column of dates)."),
+        click.option("--target", "target_col", help="Column to forecast (default: detected: y, or the one numeric "
+                                                    "column)."),
+        click.option("--freq", help="Pandas frequency alias (MS, QS, W, D, h, 30min); default: inferred."),
+    ]):
+        f = option(f)
+    return f
+
+
+def tracking_option(f):
+    return click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+                        help="MLflow store [default: sqlite:///mlruns/mlflow.db, or MLFLOW_TRACKING_URI].")(f)
+
+
+def epoch_progress(total: int, quiet: bool):
+    """A progress bar (epoch, train and validation loss) on stderr, or nothing when quiet or not a terminal."""
+    if quiet or not sys.stderr.isatty():
+        return nullcontext(None)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeElapsedColumn(), transient=True, console=_stderr_console())
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def format_metrics(metrics: dict) -> str:
+    names = ("mae", "rmse", "smape", "mase")
+    head = "  ".join(f"{n:>10}" for n in names)
+    row = "  ".join(f"{metrics[n]:>10.4g}" for n in names)
+    return f"{head}\n{row}"
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="forecast")
+def main():
+    """Train time-series forecasters on a CSV, track every run in MLflow, batch-predict from saved models."""
+
+
+@main.command()
+@click.argument("csv", type=click.Path(dir_okay=False))
+@click.option("--model", "-m", default="gru", show_default=True, type=click.Choice(list(MODELS)))
+@click.option("--horizon", "-H", type=int, help="Steps held out and forecast [default: one season].")
+@data_options
+@click.option("--season", type=int, help="Season length in steps [default: from the frequency].")
+@click.option("--lookback", type=int, help="Input window of the nets [default: 2 x horizon].")
+@click.option("--hidden-size", type=int, help="Hidden units of the nets [default: 64].")
+@click.option("--layers", type=int, help="Stacked layers of the nets [default: 2].")
+@click.option("--epochs", type=int, help="Maximum epochs [default: 100, early stopping on validation].")
+@click.option("--batch-size", type=int, help="Windows per step [default: 128].")
+@click.option("--lr", type=float, help="Adam learning rate [default: 0.001].")
+@click.option("--dropout", type=float, help="Dropout between layers [default: 0].")
+@click.option("--seed", type=int, help="Random seed [default: 1].")
+@click.option("--clip", type=float, help="Max gradient norm; 0 turns clipping off [default: 1].")
+@click.option("--tbptt", type=int, help="Truncate backpropagation through time to the last K steps.")
+@click.option("--patience", type=int, help="Epochs without validation improvement before stopping [default: 10].")
+@click.option("--heads", type=int, help="Attention heads of the transformer [default: 4].")
+@click.option("--device", help="cpu, cuda or cuda:N [default: cuda when present, else cpu].")
+@click.option("--lags", type=int, help="AR order τ [default: chosen per series by AIC].")
+@click.option("--max-lags", type=int, help="Largest τ the AR order search tries.")
+@click.option("--experiment", help="MLflow experiment [default: the CSV's name without extension].")
+@click.option("--register", help="Also register the model under this name (models:/NAME/VERSION).")
+@tracking_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def train(csv, model, horizon, id_col, time_col, target_col, freq, season, experiment, register, tracking_uri,
+          quiet, **hyper):
+    """Fit a model on CSV, score it on the held-out tail, and log the run and model to MLflow.
+
+    \b
+    Example:
+        forecast train data/air_passengers.csv --model gru
+        forecast train data/m3_monthly_train.csv --model ar --horizon 18
+    """
+    from forecast import api
+
+    hyper = {k: v for k, v in hyper.items() if v is not None}
+    with epoch_progress(hyper.get("epochs", 100), quiet or model not in ("rnn", "lstm", "gru", "transformer")) as bar:
+        on_epoch = None
+        if bar is not None:
+            task = bar.add_task(f"training {model}", total=hyper.get("epochs", 100))
+
+            def on_epoch(epoch, train_loss, val_loss):
+                bar.update(task, completed=epoch,
+                           description=f"{model} epoch {epoch}  train {train_loss:.4f}  val {val_loss:.4f}")
+
+        result = api.train(csv, model, horizon, id_col=id_col, time_col=time_col, target_col=target_col, freq=freq,
+                           season=season, experiment=experiment, tracking_uri=tracking_uri, register=register,
+                           on_epoch=on_epoch, **hyper)
+    click.echo(f"{model} on {csv}: horizon {result.horizon}, trained in {result.train_seconds:.1f} s "
+               f"(experiment '{result.experiment}', run {result.run_id})")
+    click.echo(format_metrics(result.metrics))
+    click.echo(f"model: runs:/{result.run_id}/model  ({result.model_uri})")
+    click.echo(f"predict: forecast predict runs:/{result.run_id}/model {csv} --horizon {result.horizon}")
+
+
+@main.command()
+@click.argument("model_uri")
+@click.argument("csv", type=click.Path(dir_okay=False))
+@click.option("--horizon", "-H", type=int, help="Steps to forecast [default: the model's horizon].")
+@data_options
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="CSV to write [default: standard output].")
+@tracking_option
+def predict(model_uri, csv, horizon, id_col, time_col, target_col, freq, output, tracking_uri):
+    """Forecast HORIZON steps past the end of every series in CSV with a saved model.
+
+    MODEL_URI is runs:/<run_id>/model, models:/<model_id>, models:/<name>/<version> or a local model folder.
+    Writes unique_id,ds,yhat.
+
+    \b
+    Example:
+        forecast predict runs:/3f2a.../model data/air_passengers.csv --horizon 24 -o forecasts.csv
+    """
+    from forecast import api
+
+    frame = api.predict(model_uri, csv, horizon, id_col=id_col, time_col=time_col, target_col=target_col,
+                        freq=freq, tracking_uri=tracking_uri)
+    if output:
+        frame.to_csv(output, index=False)
+        click.echo(f"wrote {len(frame)} forecasts for {frame['unique_id'].nunique()} series to {output}", err=True)
+    else:
+        click.echo(frame.to_csv(index=False), nl=False)
+
+
+@main.command()
+@click.option("--experiment", "-e", help="Experiment to rank [default: all].")
+@click.option("--metric", default="mase", show_default=True,
+              type=click.Choice(["mase", "smape", "mae", "rmse", "train_seconds"]))
+@tracking_option
+def compare(experiment, metric, tracking_uri):
+    """Rank the runs of an experiment by a holdout metric.
+
+    \b
+    Example:
+        forecast compare --experiment air_passengers --metric smape
+    """
+    from forecast import api
+
+    table = api.compare(experiment, metric, tracking_uri)
+    if table.empty:
+        click.echo("no runs yet: train one with `forecast train data.csv`")
+        return
+    with_values = table.copy()
+    for column in ("mase", "smape", "mae", "rmse", "train_seconds"):
+        with_values[column] = with_values[column].map(lambda v: "" if v != v else f"{v:.4g}")
+    click.echo(with_values.to_string(index=False))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; the UI has no login.")
+@click.option("--port", default=5000, show_default=True, type=int)
+@tracking_option
+def ui(host, port, tracking_uri):
+    """Open the MLflow UI on the project's store (http://127.0.0.1:5000).
+
+    \b
+    Example:
+        forecast ui --port 5001
+    """
+    from forecast import tracking
+
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: binding {host}: the MLflow UI has no authentication; anyone who can reach this "
+                   "address can read and change your runs", err=True)
+    click.echo(f"MLflow UI on http://{host}:{port} (Ctrl-C to stop)", err=True)
+    sys.exit(tracking.serve_ui(tracking_uri, host, port))

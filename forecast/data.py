@@ -1,0 +1,422 @@
+"""CSV -> long frame (unique_id, ds, y): column detection, frequency inference, validation, time splits."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pandas.tseries import offsets as po
+from pandas.tseries.frequencies import to_offset
+
+from forecast.errors import DataError
+
+ID, TIME, TARGET = "unique_id", "ds", "y"
+_MONTHLY = (po.MonthBegin, po.MonthEnd, po.BusinessMonthBegin, po.BusinessMonthEnd)
+_QUARTERLY = (po.QuarterBegin, po.QuarterEnd, po.BQuarterBegin, po.BQuarterEnd)
+_YEARLY = (po.YearBegin, po.YearEnd, po.BYearBegin, po.BYearEnd)
+TIME_NAMES = ("ds", "date", "time", "timestamp", "datetime", "month", "year", "period", "t", "step", "week", "day")
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The user's names for the series id, time and target columns (id is None for a single series)."""
+
+    id_col: str | None
+    time_col: str
+    target_col: str
+
+
+@dataclass(frozen=True)
+class Frequency:
+    """How a series steps through time: a pandas alias (`MS`, `30min`, ...) or integer steps when alias is None."""
+
+    alias: str | None
+    step: int
+    season: int
+
+    def future(self, last, h: int) -> pd.Index:
+        """The `h` time stamps that follow `last`."""
+        if self.alias is None:
+            return pd.Index(int(last) + self.step * np.arange(1, h + 1))
+        return pd.date_range(start=last, periods=h + 1, freq=self.alias)[1:]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A loaded CSV: the long frame sorted by (unique_id, ds), and the facts about it that runs log."""
+
+    df: pd.DataFrame
+    columns: Columns
+    freq: Frequency
+    path: str
+    sha256: str
+
+    @property
+    def n_series(self) -> int:
+        return int(self.df[ID].nunique())
+
+    @property
+    def n_points(self) -> int:
+        return len(self.df)
+
+    def lengths(self) -> pd.Series:
+        return self.df.groupby(ID, sort=False).size()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _sniff_delimiter(path: Path) -> str:
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        head = fh.read(64 * 1024)
+    if not head.strip():
+        raise DataError(f"{path}: the file is empty; give a CSV with a header row and data")
+    try:
+        return csv.Sniffer().sniff(head.splitlines()[0], delimiters=",;\t").delimiter
+    except csv.Error:
+        return ","
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """Read a CSV (comma, semicolon or tab; UTF-8 with or without BOM) with a clear error on failure."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; check the path")
+    sep = _sniff_delimiter(path)
+    try:
+        raw = pd.read_csv(path, sep=sep, encoding="utf-8-sig", skipinitialspace=True)
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: not a readable CSV ({first}); save it as UTF-8 CSV with a header row") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty; give a CSV with a header row and data") from None
+    raw.columns = [str(c).strip() for c in raw.columns]
+    if raw.empty:
+        raise DataError(f"{path}: the file has a header but no data rows")
+    return raw
+
+
+def _parse_dates(values: pd.Series) -> pd.Series | None:
+    """Parse a column as dates, or None when it is not a date column."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return None
+    sample = values.dropna().astype(str).head(20)
+    if sample.empty:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if pd.to_datetime(sample, errors="coerce", format="mixed").isna().any():
+            return None
+        try:
+            return pd.to_datetime(values, format="ISO8601")
+        except (ValueError, TypeError):
+            return pd.to_datetime(values, errors="coerce", format="mixed")
+
+
+def _is_numeric_like(values: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(values):
+        return False
+    if pd.api.types.is_numeric_dtype(values):
+        return True
+    present = values.dropna()
+    if present.empty:
+        return False
+    return pd.to_numeric(present, errors="coerce").notna().mean() >= 0.5
+
+
+def _row(index) -> int:
+    """The 1-based line number in the file of a data row (the header is line 1)."""
+    return int(index) + 2
+
+
+def detect_columns(raw: pd.DataFrame, path, id_col=None, time_col=None, target_col=None) -> Columns:
+    """Name the id, time and target columns, from the options or from the data when that is unambiguous."""
+    cols = list(raw.columns)
+    for option, name in (("--id-col", id_col), ("--time-col", time_col), ("--target", target_col)):
+        if name is not None and name not in cols:
+            raise DataError(f"{path}: no column '{name}' (from {option}); the columns are {', '.join(cols)}")
+    if id_col is None and ID in cols and time_col in (None, TIME) and target_col in (None, TARGET):
+        id_col = ID
+    taken = {id_col}
+    if time_col is None:
+        if TIME in cols and TIME not in taken:
+            time_col = TIME
+        else:
+            time_col = _detect_time_col(raw, path, [c for c in cols if c not in taken and c != target_col])
+    taken.add(time_col)
+    if target_col is None:
+        if TARGET in cols and TARGET not in taken:
+            target_col = TARGET
+        else:
+            numeric = [c for c in cols if c not in taken and _is_numeric_like(raw[c])]
+            if not numeric:
+                raise DataError(f"{path}: no numeric column to forecast (columns: {', '.join(cols)}); "
+                                "name it with --target")
+            if len(numeric) > 1:
+                raise DataError(f"{path}: ambiguous target, numeric columns {', '.join(numeric)}; "
+                                "name one with --target")
+            target_col = numeric[0]
+    return Columns(id_col=id_col, time_col=time_col, target_col=target_col)
+
+
+def _detect_time_col(raw: pd.DataFrame, path, candidates: list[str]) -> str:
+    dates = [c for c in candidates if _parse_dates(raw[c]) is not None]
+    if len(dates) == 1:
+        return dates[0]
+    if not dates:
+        dates = [c for c in candidates
+                 if pd.api.types.is_integer_dtype(raw[c]) and raw[c].is_monotonic_increasing and raw[c].is_unique]
+        if len(dates) == 1:
+            return dates[0]
+    named = [c for c in dates if c.lower() in TIME_NAMES]
+    if len(named) == 1:
+        return named[0]
+    if not dates:
+        raise DataError(f"{path}: no time column found (no column parses as dates or an increasing integer "
+                        f"index; columns: {', '.join(candidates)}); name it with --time-col")
+    raise DataError(f"{path}: ambiguous time column, candidates {', '.join(dates)}; name one with --time-col")
+
+
+def to_long(raw: pd.DataFrame, columns: Columns, path) -> pd.DataFrame:
+    """The user's frame as a long frame (unique_id: str, ds: datetime or int, y: float), sorted."""
+    time = raw[columns.time_col]
+    ds = _parse_dates(time)
+    if ds is None:
+        if not pd.api.types.is_integer_dtype(time):
+            bad = pd.to_numeric(time, errors="coerce").isna()
+            if pd.api.types.is_float_dtype(time) and not bad.any():
+                bad = time % 1 != 0
+            first = bad.idxmax() if bad.any() else 0
+            raise DataError(f"{path}: column '{columns.time_col}' holds neither dates nor integer steps "
+                            f"(row {_row(first)}: '{time.iloc[first]}'); fix the value or name the time column "
+                            "with --time-col")
+        ds = time.astype("int64")
+    elif ds.isna().any():
+        first = ds.isna().idxmax()
+        raise DataError(f"{path}: row {_row(first)}: cannot parse '{time.iloc[first]}' in column "
+                        f"'{columns.time_col}' as a date; fix or remove the row")
+    y = pd.to_numeric(raw[columns.target_col], errors="coerce")
+    bad = y.isna() & raw[columns.target_col].notna()
+    if bad.any():
+        first = bad.idxmax()
+        raise DataError(f"{path}: row {_row(first)}: '{raw[columns.target_col].iloc[first]}' in column "
+                        f"'{columns.target_col}' is not a number; fix or remove the row")
+    if y.isna().any():
+        first = y.isna().idxmax()
+        raise DataError(f"{path}: row {_row(first)}: missing value in column '{columns.target_col}'; "
+                        "fill or remove the row")
+    if not np.isfinite(y.to_numpy(float)).all():
+        first = int(np.flatnonzero(~np.isfinite(y.to_numpy(float)))[0])
+        raise DataError(f"{path}: row {_row(first)}: infinite value in column '{columns.target_col}'; "
+                        "fix or remove the row")
+    uid = raw[columns.id_col].astype(str) if columns.id_col else pd.Series(columns.target_col, index=raw.index)
+    df = pd.DataFrame({ID: uid.to_numpy(dtype=object), TIME: ds.to_numpy(), TARGET: y.to_numpy(float)})
+    df[ID] = df[ID].astype(object)
+    df["_row"] = raw.index.to_numpy()
+    df = df.sort_values([ID, TIME], kind="stable").reset_index(drop=True)
+    return df
+
+
+def _months_per_step(offset) -> int | None:
+    """Months in one step of a month, quarter or year based offset; None for any other offset."""
+    for kinds, months in ((_MONTHLY, 1), (_QUARTERLY, 3), (_YEARLY, 12)):
+        if isinstance(offset, kinds):
+            return months * offset.n
+    return None
+
+
+def _fixed_step(offset) -> pd.Timedelta | None:
+    try:
+        return pd.Timedelta(offset)
+    except (ValueError, TypeError):
+        return None
+
+
+def _step_index(df: pd.DataFrame, freq: Frequency) -> np.ndarray:
+    """Each row's position in time counted in steps of `freq` (a fraction means off the grid)."""
+    ds = df[TIME]
+    if freq.alias is None:
+        return (ds.to_numpy(np.int64) - ds.min()) / freq.step
+    offset = to_offset(freq.alias)
+    months = _months_per_step(offset)
+    if months:
+        return (ds.dt.year.to_numpy() * 12 + ds.dt.month.to_numpy() - 1) / months
+    step = _fixed_step(offset)
+    if step is not None:
+        stamps = ds.dt.tz_localize(None) if ds.dt.tz is not None else ds
+        nanos = stamps.to_numpy("datetime64[ns]").astype(np.int64)
+        return (nanos - nanos.min()) / step.value
+    # calendar frequencies without a fixed length (business days, ...): position on a regular grid
+    grid = pd.date_range(ds.min(), ds.max(), freq=freq.alias)
+    pos = grid.get_indexer(ds)
+    return np.where(pos < 0, np.nan, pos).astype(float)
+
+
+def season_of(alias: str | None) -> int:
+    """Season length of a frequency: 12 monthly, 4 quarterly, 1 yearly, 52 weekly, 7 daily, 24 hourly, 48 half-hourly."""
+    if alias is None:
+        return 1
+    offset = to_offset(alias)
+    months = _months_per_step(offset)
+    if months:
+        return max(1, 12 // months) if 12 % months == 0 else 1
+    if isinstance(offset, po.Week) and offset.n == 1:
+        return 52
+    if isinstance(offset, po.BusinessDay) and offset.n == 1:
+        return 5
+    step = _fixed_step(offset)
+    if step is None or step <= pd.Timedelta(0):
+        return 1
+    day, hour = pd.Timedelta("1D"), pd.Timedelta("1h")
+    if step == day:
+        return 7
+    if step < day and day % step == pd.Timedelta(0):
+        per_day = int(day / step)
+        if per_day <= 96:
+            return per_day
+        if step < hour and hour % step == pd.Timedelta(0):
+            return int(hour / step)
+    return 1
+
+
+def infer_frequency(df: pd.DataFrame, path, alias: str | None = None) -> Frequency:
+    """Infer the frequency from the longest series, or take `alias` (--freq)."""
+    lengths = df.groupby(ID, sort=False).size()
+    longest = df.loc[df[ID] == lengths.idxmax(), TIME]
+    if pd.api.types.is_integer_dtype(df[TIME]):
+        diffs = np.diff(longest.to_numpy(np.int64))
+        positive = diffs[diffs > 0]
+        if alias is not None and not str(alias).isdigit():
+            raise DataError(f"{path}: column '{TIME}' holds integer steps, not dates, so the frequency "
+                            f"'{alias}' does not apply; give dates, or an integer step with --freq")
+        step = int(alias) if alias is not None else (int(positive.min()) if positive.size else 1)
+        return Frequency(alias=None, step=step, season=1)
+    if alias is None:
+        if len(longest) < 3:
+            raise DataError(f"{path}: too few points to infer the frequency; give it with --freq (e.g. MS, D, h)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found = pd.infer_freq(longest.drop_duplicates())
+        if found is None:
+            raise DataError(f"{path}: cannot infer a regular frequency from series '{lengths.idxmax()}'; "
+                            "give it with --freq (e.g. MS, D, h, 30min)")
+        alias = to_offset(found).freqstr
+    else:
+        try:
+            alias = to_offset(alias).freqstr
+        except ValueError:
+            raise DataError(f"--freq {alias}: not a pandas frequency alias (e.g. MS, QS, YS, W, D, h, 30min)") from None
+    return Frequency(alias=alias, step=1, season=season_of(alias))
+
+
+def validate_regular(df: pd.DataFrame, freq: Frequency, path) -> None:
+    """Refuse duplicate time stamps, gaps and off-grid stamps within a series, naming the series and row."""
+    pos = _step_index(df, freq)
+    same = df[ID].to_numpy() == np.roll(df[ID].to_numpy(), 1)
+    same[0] = False
+    step = np.diff(pos, prepend=np.nan)
+    bad_dup = same & (step == 0)
+    bad_gap = same & ~(step == 1) & ~bad_dup
+    describe = freq.alias or f"integer steps of {freq.step}"
+    if bad_dup.any():
+        i = int(np.flatnonzero(bad_dup)[0])
+        raise DataError(f"{path}: row {_row(df['_row'].iloc[i])}: duplicate time stamp {df[TIME].iloc[i]} in series "
+                        f"'{df[ID].iloc[i]}'; remove or aggregate the duplicates")
+    if bad_gap.any():
+        count = int(bad_gap.sum())
+        i = int(np.flatnonzero(bad_gap)[0])
+        raise DataError(f"{path}: series '{df[ID].iloc[i]}' is not regular at {describe}: {count} gap(s), the first "
+                        f"between {df[TIME].iloc[i - 1]} and {df[TIME].iloc[i]} (row {_row(df['_row'].iloc[i])}); "
+                        "fill the gaps or give the right --freq")
+
+
+def load_series(path, id_col=None, time_col=None, target_col=None, freq: str | None = None,
+                season: int | None = None) -> Dataset:
+    """Load a CSV of one series (time + value) or many (long format) into a validated Dataset."""
+    return dataset_from_frame(read_csv(path), path, id_col, time_col, target_col, freq, season)
+
+
+def dataset_from_frame(raw: pd.DataFrame, path, id_col=None, time_col=None, target_col=None,
+                       freq: str | None = None, season: int | None = None) -> Dataset:
+    """A validated Dataset from a frame as read from the CSV at `path`."""
+    path = Path(path)
+    columns = detect_columns(raw, path, id_col, time_col, target_col)
+    df = to_long(raw, columns, path)
+    frequency = infer_frequency(df, path, freq)
+    validate_regular(df, frequency, path)
+    if season is not None:
+        if season < 1:
+            raise DataError(f"--season {season}: the season length must be a positive number of steps")
+        frequency = Frequency(alias=frequency.alias, step=frequency.step, season=int(season))
+    return Dataset(df=df.drop(columns="_row"), columns=columns, freq=frequency, path=str(path),
+                   sha256=file_sha256(path))
+
+
+def default_horizon(lengths: pd.Series, season: int) -> int:
+    """One season, or a fifth of the shortest series (at least 1, at most 10) when there is no season."""
+    if season > 1:
+        return season
+    return int(np.clip(lengths.min() // 5, 1, 10))
+
+
+def check_lengths(df: pd.DataFrame, need: int, what: str, path="data") -> None:
+    """Refuse series with fewer than `need` points, naming the shortest one and the lengths."""
+    lengths = df.groupby(ID, sort=False).size()
+    short = lengths[lengths < need]
+    if len(short):
+        uid = short.idxmin()
+        more = f" (and {len(short) - 1} more)" if len(short) > 1 else ""
+        raise DataError(f"{path}: series '{uid}' has {short.min()} points{more}, fewer than the {need} that "
+                        f"{what} needs; use a shorter --horizon or --lookback, or drop the short series")
+
+
+def split_holdout(df: pd.DataFrame, h: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The last `h` points of every series as the test part, the rest as the training part."""
+    from_end = df.groupby(ID, sort=False).cumcount(ascending=False)
+    test = from_end < h
+    return df[~test].reset_index(drop=True), df[test].reset_index(drop=True)
+
+
+def sort_long(df: pd.DataFrame) -> pd.DataFrame:
+    """A long frame with string ids, sorted by (unique_id, ds), as the models expect it."""
+    missing = {ID, TIME, TARGET} - set(df.columns)
+    if missing:
+        raise DataError(f"history frame: missing column(s) {', '.join(sorted(missing))}; "
+                        f"expected {ID}, {TIME}, {TARGET}")
+    out = df[[ID, TIME, TARGET]].copy()
+    out[ID] = out[ID].astype(str).astype(object)
+    out[TARGET] = pd.to_numeric(out[TARGET], errors="raise").astype(float)
+    return out.sort_values([ID, TIME], kind="stable").reset_index(drop=True)
+
+
+def series_arrays(df: pd.DataFrame) -> tuple[list[str], list[np.ndarray]]:
+    """The ids in frame order and each series' values as a float array (the frame is sorted by id, ds)."""
+    sizes = df.groupby(ID, sort=False).size()
+    values = np.split(df[TARGET].to_numpy(float), np.cumsum(sizes.to_numpy())[:-1])
+    return [str(i) for i in sizes.index], values
+
+
+def future_frame(df: pd.DataFrame, freq: Frequency, h: int, ids: list[str], yhat: np.ndarray) -> pd.DataFrame:
+    """The long forecast frame (unique_id, ds, yhat) continuing each series of `df` at its frequency."""
+    last = df.groupby(ID, sort=False)[TIME].last()
+    stamps = [freq.future(last[uid], h) for uid in ids]
+    return pd.DataFrame({
+        ID: np.repeat(np.asarray(ids, dtype=object), h),
+        TIME: stamps[0].append(stamps[1:]) if stamps else [],
+        "yhat": np.asarray(yhat, dtype=float).reshape(-1),
+    })

@@ -1,0 +1,61 @@
+"""Forecast accuracy as the M-competitions define it: per-series errors, then the mean over series."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from forecast.data import ID, TARGET, TIME
+
+
+def mae(y: np.ndarray, f: np.ndarray) -> float:
+    return float(np.mean(np.abs(np.asarray(y, float) - np.asarray(f, float))))
+
+
+def rmse(y: np.ndarray, f: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((np.asarray(y, float) - np.asarray(f, float)) ** 2)))
+
+
+def smape(y: np.ndarray, f: np.ndarray) -> float:
+    """Symmetric MAPE in percent (0 to 200); a point where both actual and forecast are 0 counts as 0."""
+    y, f = np.asarray(y, float), np.asarray(f, float)
+    denom = np.abs(y) + np.abs(f)
+    safe = np.where(denom == 0, 1.0, denom)
+    return float(np.mean(np.where(denom == 0, 0.0, 200.0 * np.abs(y - f) / safe)))
+
+
+def seasonal_scale(insample: np.ndarray, season: int) -> float:
+    """In-sample MAE of the seasonal naive forecast (lag 1 when the series is not longer than a season)."""
+    insample = np.asarray(insample, float)
+    lag = season if len(insample) > season else 1
+    diffs = np.abs(insample[lag:] - insample[:-lag])
+    return float(diffs.mean()) if len(diffs) else float("nan")
+
+
+def mase(y: np.ndarray, f: np.ndarray, insample: np.ndarray, season: int) -> float:
+    """MAE scaled by the in-sample seasonal naive MAE; NaN where that scale is 0 (a constant series)."""
+    scale = seasonal_scale(insample, season)
+    if not np.isfinite(scale) or scale == 0:
+        return float("nan")
+    return mae(y, f) / scale
+
+
+def per_series(train: pd.DataFrame, test: pd.DataFrame, forecast: pd.DataFrame, season: int) -> pd.DataFrame:
+    """One row per series with mae, rmse, smape and mase of `forecast` (unique_id, ds, yhat) against `test`."""
+    joined = test.merge(forecast[[ID, TIME, "yhat"]], on=[ID, TIME], how="left")
+    if joined["yhat"].isna().any():
+        missing = joined[joined["yhat"].isna()].iloc[0]
+        raise ValueError(f"no forecast for series '{missing[ID]}' at {missing[TIME]}")
+    insample = dict(tuple(train.groupby(ID, sort=False)[TARGET]))
+    rows = []
+    for uid, part in joined.groupby(ID, sort=False):
+        y, f = part[TARGET].to_numpy(float), part["yhat"].to_numpy(float)
+        rows.append({ID: uid, "mae": mae(y, f), "rmse": rmse(y, f), "smape": smape(y, f),
+                     "mase": mase(y, f, insample[uid].to_numpy(float), season)})
+    return pd.DataFrame(rows)
+
+
+def evaluate(train: pd.DataFrame, test: pd.DataFrame, forecast: pd.DataFrame, season: int) -> dict[str, float]:
+    """Mean over series of each metric (series with an undefined MASE are left out of its mean, as score.py does)."""
+    table = per_series(train, test, forecast, season)
+    return {name: float(table[name].mean()) for name in ("mae", "rmse", "smape", "mase")}

@@ -1,0 +1,95 @@
+"""What every forecaster shares: fit(df) -> self, predict(h, df) -> frame, and a pickle-free save/load."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from forecast.data import Frequency, future_frame, series_arrays
+from forecast.errors import ModelError
+
+FORMAT = 1
+CONFIG_FILE = "forecaster.json"
+
+
+def build_config(config_cls, values: dict, model: str):
+    """The model's config dataclass from a dict, refusing unknown keys by name."""
+    known = {f.name for f in fields(config_cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ModelError(f"model '{model}': unknown setting(s) {', '.join(unknown)}; "
+                         f"valid ones are {', '.join(sorted(known))}")
+    return config_cls(**values)
+
+
+class Forecaster:
+    """Base of all models. Subclasses set `name` and `Config` and implement `_fit` and `_forecast`.
+
+    `_fit(ids, series, h)` learns from a list of 1-D arrays; `_forecast(ids, series, h)` returns an (S, h)
+    matrix of forecasts following each given history. Fitted state ends in `_`.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+
+    def __init__(self, config=None, **params):
+        self.config = config if config is not None else build_config(self.Config, params, self.name)
+
+    def fit(self, df: pd.DataFrame, freq: Frequency, h: int, on_epoch=None) -> Forecaster:
+        """Fit on the long frame `df` to forecast `h` steps; `on_epoch(epoch, train_loss, val_loss)` for the nets."""
+        self.freq_ = freq
+        self.on_epoch_ = on_epoch
+        self.h_ = int(h)
+        ids, series = series_arrays(df)
+        self._fit(ids, series, self.h_)
+        self.history_ = df
+        return self
+
+    def predict(self, h: int | None = None, df: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Forecast `h` steps (default: the horizon fitted for) past the end of every series in `df`."""
+        if not hasattr(self, "freq_"):
+            raise ModelError(f"model '{self.name}' is not fitted; call fit() first")
+        if df is None:
+            df = getattr(self, "history_", None)
+            if df is None:
+                raise ModelError(f"model '{self.name}' was loaded from disk; give the history to forecast from")
+        h = self.h_ if h is None else int(h)
+        if h < 1:
+            raise ModelError(f"horizon {h}: must be at least 1")
+        ids, series = series_arrays(df)
+        yhat = np.asarray(self._forecast(ids, series, h), dtype=float)  # (S, h)
+        return future_frame(df, self.freq_, h, ids, yhat)
+
+    def fit_details(self) -> tuple[dict, pd.DataFrame | None]:
+        """Facts learned in fitting worth logging: params, and an optional per-series table."""
+        return {}, None
+
+    # -- persistence: configuration and state as JSON, tensors through torch's weights-only loader
+
+    def save(self, path: str | Path, extra: dict | None = None) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        doc = {"format": FORMAT, "model": self.name, "config": asdict(self.config), "h": self.h_,
+               "freq": self.freq_.to_dict(), "state": self._state(path), "extra": extra or {}}
+        (path / CONFIG_FILE).write_text(json.dumps(doc, indent=2, default=str))
+        return path
+
+    @classmethod
+    def restore(cls, path: Path, doc: dict) -> Forecaster:
+        model = cls(build_config(cls.Config, doc.get("config", {}), cls.name))
+        model.freq_ = Frequency(**doc["freq"])
+        model.h_ = int(doc["h"])
+        model.meta_ = dict(doc.get("extra") or {})
+        model._restore(path, doc.get("state", {}))
+        return model
+
+    def _state(self, path: Path) -> dict:
+        return {}
+
+    def _restore(self, path: Path, state: dict) -> None:
+        pass

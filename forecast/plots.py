@@ -1,0 +1,37 @@
+"""Figures: the holdout forecast against the actual values."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from forecast.data import ID, TARGET, TIME  # noqa: E402
+
+
+def forecast_figure(train: pd.DataFrame, test: pd.DataFrame, forecast: pd.DataFrame, title: str,
+                    max_series: int = 4, context: int = 60):
+    """Up to `max_series` panels: the last `context` training points, the holdout, and the forecast."""
+    ids = list(dict.fromkeys(test[ID]))[:max_series]
+    fig, axes = plt.subplots(len(ids), 1, figsize=(9, 2.6 * len(ids) + 0.6), squeeze=False)
+    for ax, uid in zip(axes[:, 0], ids):
+        past = train[train[ID] == uid].tail(context)
+        actual = test[test[ID] == uid]
+        pred = forecast[forecast[ID] == uid]
+        ax.plot(past[TIME], past[TARGET], color="0.35", lw=1.2, label="history")
+        ax.plot(actual[TIME], actual[TARGET], color="black", lw=1.6, label="actual")
+        ax.plot(pred[TIME], pred["yhat"], color="tab:red", lw=1.6, ls="--", label="forecast")
+        ax.set_title(str(uid), fontsize=9, loc="left")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(loc="upper left", fontsize=8, ncol=3)
+    n_series = test[ID].nunique()
+    more = f" (first {len(ids)} of {n_series} series)" if n_series > len(ids) else ""
+    fig.suptitle(f"{title}{more}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def close(fig) -> None:
+    plt.close(fig)

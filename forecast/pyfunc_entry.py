@@ -1,0 +1,7 @@
+"""What MLflow runs when it loads a logged forecast model (models from code): nothing is unpickled."""
+
+from mlflow.models import set_model
+
+from forecast.tracking import ForecastModel
+
+set_model(ForecastModel())

@@ -1,0 +1,226 @@
+"""Everything MLflow: the store, runs and their end states, params, metrics, artifacts, the pyfunc model."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.entities import Metric, Param, RunStatus
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from forecast.data import ID, TARGET, TIME, sort_long
+from forecast.errors import ForecastError, TrackingError
+
+DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
+MODEL_NAME = "model"
+ENTRY = Path(__file__).with_name("pyfunc_entry.py")
+
+for _name in ("alembic", "mlflow", "urllib3"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
+
+
+def tracking_uri(uri: str | None = None) -> str:
+    """The store to use: the option, else MLFLOW_TRACKING_URI, else the project's SQLite store under ./mlruns."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    scheme = uri.split(":", 1)[0] if re.match(r"^[a-z][a-z0-9+.-]*:", uri) else ""
+    if scheme in ("", "file"):
+        raise TrackingError(f"tracking URI '{uri}': MLflow's plain file store is refused; "
+                            f"use a SQLite store such as {DEFAULT_URI}")
+    if scheme == "sqlite":
+        db = _sqlite_path(uri)
+        if db is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
+    return uri
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    path = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else None
+    return Path(path).resolve() if path and path != ":memory:" else None
+
+
+def connect(uri: str | None = None) -> str:
+    uri = tracking_uri(uri)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def _experiment_id(name: str, uri: str) -> str:
+    """The experiment's id, creating it (artifacts beside the SQLite file) when new."""
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        if found.lifecycle_stage != "active":
+            raise TrackingError(f"experiment '{name}' is deleted in {uri}; restore it in the UI or use --experiment")
+        return found.experiment_id
+    db = _sqlite_path(uri)
+    location = None
+    if db is not None:
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "experiment"
+        location = (db.parent / "artifacts" / safe).as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:
+        found = client.get_experiment_by_name(name)  # created by a concurrent run in the meantime
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+class Run:
+    """One MLflow run: what training logs goes through here."""
+
+    def __init__(self, client: MlflowClient, run_id: str):
+        self.client, self.run_id = client, run_id
+
+    def log_params(self, params: dict) -> None:
+        clean = [Param(k, ("" if v is None else str(v))[:6000]) for k, v in params.items()]
+        self.client.log_batch(self.run_id, params=clean)
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        now = int(time.time() * 1000)
+        finite = [Metric(k, float(v), now, step or 0) for k, v in metrics.items() if v is not None and pd.notna(v)]
+        self.client.log_batch(self.run_id, metrics=finite)
+
+    def log_epoch(self, epoch: int, train_loss: float, val_loss: float) -> None:
+        self.log_metrics({"train_loss": train_loss, "val_loss": val_loss}, step=epoch)
+
+    def log_frame(self, frame: pd.DataFrame, name: str) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            frame.to_csv(path, index=False)
+            self.client.log_artifact(self.run_id, str(path))
+
+    def log_figure(self, figure, name: str) -> None:
+        self.client.log_figure(self.run_id, figure, name)
+
+    def log_model(self, model_dir: Path, example: pd.DataFrame, output: pd.DataFrame, h: int,
+                  register: str | None = None) -> str:
+        """Log a saved forecaster as an MLflow pyfunc model (models from code: nothing pickled); return its URI."""
+        from forecast import __version__
+
+        signature = mlflow.models.infer_signature(example, output, params={"horizon": h})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            info = mlflow.pyfunc.log_model(
+                name=MODEL_NAME, python_model=str(ENTRY), artifacts={"forecaster": str(model_dir)},
+                signature=signature, input_example=(example, {"horizon": h}), registered_model_name=register,
+                pip_requirements=[f"forecast=={__version__}", "torch==2.13.0", f"mlflow=={mlflow.__version__}"])
+        return info.model_uri
+
+
+class ForecastModel(mlflow.pyfunc.PythonModel):
+    """The pyfunc face of a saved forecaster: predict(history (unique_id, ds, y), params={"horizon": h})."""
+
+    def load_context(self, context):
+        from forecast import registry
+
+        self.forecaster = registry.load(context.artifacts["forecaster"])
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        h = (params or {}).get("horizon")
+        return self.forecaster.predict(h, sort_long(model_input))
+
+
+@contextmanager
+def training_run(experiment: str, run_name: str, uri: str | None = None, tags: dict | None = None):
+    """Start a run; it ends FINISHED, FAILED (error message as tag `error`) or KILLED (Ctrl-C), never RUNNING."""
+    uri = connect(uri)
+    client = MlflowClient(uri)
+    experiment_id = _experiment_id(experiment, uri)
+    if mlflow.active_run() is not None:
+        mlflow.end_run()
+    run_id = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags or {}).info.run_id
+    try:
+        yield Run(client, run_id)
+    except KeyboardInterrupt:
+        client.set_tag(run_id, "error", "interrupted by the user (Ctrl-C)")
+        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+        raise
+    except BaseException as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        client.set_tag(run_id, "error", f"{type(exc).__name__}: {message}"[:5000])
+        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+        raise
+    mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
+
+
+def load_model(model_uri: str, uri: str | None = None):
+    """A logged model as an MLflow pyfunc model, from runs:/, models:/ or a local path."""
+    connect(uri)
+    local = Path(model_uri)
+    if "://" not in model_uri and ":/" not in model_uri:
+        if not (local / "MLmodel").is_file():
+            raise TrackingError(f"model '{model_uri}': no MLflow model at that path (no MLmodel file)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return mlflow.pyfunc.load_model(model_uri)
+    except ForecastError:
+        raise
+    except (MlflowException, OSError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrackingError(f"model '{model_uri}': cannot be loaded ({message})") from None
+
+
+def forecaster_of(pyfunc_model):
+    """The forecast model inside a loaded pyfunc model."""
+    return pyfunc_model.unwrap_python_model().forecaster
+
+
+def predict(pyfunc_model, history: pd.DataFrame, h: int | None) -> pd.DataFrame:
+    params = {"horizon": int(h)} if h is not None else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pyfunc_model.predict(history[[ID, TIME, TARGET]], params=params)
+
+
+def runs_table(experiment: str | None, metric: str, uri: str | None = None) -> pd.DataFrame:
+    """Finished and failed runs of one experiment (or all), ranked by a holdout metric."""
+    connect(uri)
+    client = MlflowClient()
+    if experiment is not None:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            names = ", ".join(e.name for e in client.search_experiments()) or "none yet"
+            raise TrackingError(f"no experiment '{experiment}' in {mlflow.get_tracking_uri()} (experiments: {names})")
+        ids = [found.experiment_id]
+    else:
+        ids = [e.experiment_id for e in client.search_experiments()]
+    if not ids:
+        return pd.DataFrame()
+    names = {e.experiment_id: e.name for e in client.search_experiments()}
+    runs = mlflow.search_runs(experiment_ids=ids, order_by=[f"metrics.{metric} ASC"], output_format="pandas")
+    if runs.empty:
+        return runs
+    table = pd.DataFrame({
+        "experiment": runs["experiment_id"].map(names),
+        "run": runs.get("tags.mlflow.runName"),
+        "model": runs.get("params.model"),
+        "status": runs["status"],
+    })
+    for name in ("mase", "smape", "mae", "rmse", "train_seconds"):
+        column = f"metrics.{name}"
+        table[name] = runs[column] if column in runs else float("nan")
+    table["run_id"] = runs["run_id"]
+    return table
+
+
+def serve_ui(uri: str | None, host: str, port: int) -> int:
+    """Run the MLflow UI on the store until interrupted; returns its exit code."""
+    uri = tracking_uri(uri)
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,137 @@
+"""The one training loop for every neural model: batches, Adam, clipping, truncated BPTT, early stopping."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from forecast.errors import ModelError
+
+EpochCallback = Callable[[int, float, float], None]
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100
+    batch_size: int = 128
+    steps_per_epoch: int | None = 50  # an epoch: one pass over the windows, or this many batches if fewer
+    lr: float = 1e-3
+    clip: float | None = 1.0  # max gradient norm; None or 0: no clipping
+    tbptt: int | None = None  # truncate backpropagation through time to the last K steps
+    patience: int = 10  # epochs without validation improvement before stopping
+    seed: int = 1
+    device: str = "auto"
+
+
+@dataclass
+class History:
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+    seconds: float = 0.0
+
+    @property
+    def best_val_loss(self) -> float:
+        return self.val_loss[self.best_epoch - 1] if self.val_loss else float("nan")
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ModelError(f"--device {device}: not a torch device (use cpu, cuda or cuda:N)") from None
+
+
+class BatchSampler:
+    """Shuffled batches of window indices; an epoch ends after a full pass or `steps` batches, and the next
+    epoch continues the same pass, so every window is visited before any is seen twice."""
+
+    def __init__(self, n: int, batch_size: int, steps: int | None, generator: torch.Generator):
+        self.n, self.batch_size, self.generator = n, batch_size, generator
+        per_pass = -(-n // batch_size)
+        self.steps = min(steps, per_pass) if steps else per_pass
+        self.order, self.cursor = torch.randperm(n, generator=generator), 0
+
+    def epoch(self):
+        for _ in range(self.steps):
+            if self.cursor >= self.n:
+                self.order, self.cursor = torch.randperm(self.n, generator=self.generator), 0
+            yield self.order[self.cursor:self.cursor + self.batch_size]
+            self.cursor += self.batch_size
+
+
+@torch.no_grad()
+def evaluate_loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, batch_size: int) -> float:
+    net.eval()
+    total = 0.0
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        total += loss_fn(net(xb), yb).item() * len(xb)
+    return total / max(len(x), 1)
+
+
+def fit_network(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
+                cfg: TrainConfig, on_epoch: EpochCallback | None = None) -> History:
+    """Train `net` (inputs (B, L) -> forecasts (B, h)) with MAE loss; keep the weights of the best validation epoch.
+
+    `on_epoch(epoch, train_loss, val_loss)` is called after every epoch; the weights are left at the best epoch's
+    even when training is interrupted.
+    """
+    device = resolve_device(cfg.device)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    net.to(device)
+    x_train = torch.as_tensor(train[0], device=device)  # (N, L)
+    y_train = torch.as_tensor(train[1], device=device)  # (N, h)
+    x_val = torch.as_tensor(val[0], device=device)  # (S, L)
+    y_val = torch.as_tensor(val[1], device=device)  # (S, h)
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    loss_fn = nn.L1Loss()
+    history = History()
+    best_state, best_val, stale = copy.deepcopy(net.state_dict()), float("inf"), 0
+    start = time.perf_counter()
+    try:
+        batches = BatchSampler(len(x_train), cfg.batch_size, cfg.steps_per_epoch, generator)
+        for epoch in range(1, cfg.epochs + 1):
+            net.train()
+            total, seen = 0.0, 0
+            for idx in batches.epoch():
+                idx = idx.to(device)
+                loss = loss_fn(net(x_train[idx], tbptt=cfg.tbptt), y_train[idx])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.clip:
+                    nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
+                optimizer.step()
+                total += loss.item() * len(idx)
+                seen += len(idx)
+            train_loss = total / seen
+            val_loss = evaluate_loss(net, x_val, y_val, loss_fn, 4 * cfg.batch_size)
+            history.train_loss.append(train_loss)
+            history.val_loss.append(val_loss)
+            if not (np.isfinite(train_loss) and np.isfinite(val_loss)):
+                raise ModelError(f"training diverged at epoch {epoch} (loss {train_loss:.4g}); "
+                                 "lower --lr or set --clip")
+            if val_loss < best_val:
+                best_val, stale, history.best_epoch = val_loss, 0, epoch
+                best_state = copy.deepcopy(net.state_dict())
+            else:
+                stale += 1
+            if on_epoch is not None:
+                on_epoch(epoch, train_loss, val_loss)
+            if stale >= cfg.patience:
+                break
+    finally:
+        net.load_state_dict(best_state)
+        net.eval()
+        history.seconds = time.perf_counter() - start
+    return history
