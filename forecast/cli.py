@@ -24,7 +24,7 @@ class Group(click.Group):
 
 def data_options(f):
     for option in reversed([
-        click.option("--id-col", help="Column naming the series in a long-format file (default: unique_id if present)."),
+        click.option("--id-col", help="Column naming the series in a long-format file (default: unique_id)."),
         click.option("--time-col", help="Time column (default: detected: ds, or the one column of dates)."),
         click.option("--target", "target_col", help="Column to forecast (default: detected: y, or the one numeric "
                                                     "column)."),

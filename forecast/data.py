@@ -268,7 +268,7 @@ def _step_index(df: pd.DataFrame, freq: Frequency) -> np.ndarray:
 
 
 def season_of(alias: str | None) -> int:
-    """Season length of a frequency: 12 monthly, 4 quarterly, 1 yearly, 52 weekly, 7 daily, 24 hourly, 48 half-hourly."""
+    """Season length of a frequency: 12 monthly, 4 quarterly, 1 yearly, 52 weekly, 7 daily, 24 hourly, ..."""
     if alias is None:
         return 1
     offset = to_offset(alias)
@@ -302,7 +302,7 @@ def infer_frequency(df: pd.DataFrame, path, alias: str | None = None) -> Frequen
         diffs = np.diff(longest.to_numpy(np.int64))
         positive = diffs[diffs > 0]
         if alias is not None and not str(alias).isdigit():
-            raise DataError(f"{path}: column '{TIME}' holds integer steps, not dates, so the frequency "
+            raise DataError(f"{path}: the time column holds integer steps, not dates, so the frequency "
                             f"'{alias}' does not apply; give dates, or an integer step with --freq")
         step = int(alias) if alias is not None else (int(positive.min()) if positive.size else 1)
         return Frequency(alias=None, step=step, season=1)
