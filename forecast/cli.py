@@ -70,7 +70,7 @@ def main():
 
 @main.command()
 @click.argument("csv", type=click.Path(dir_okay=False))
-@click.option("--model", "-m", default="gru", show_default=True, type=click.Choice(list(MODELS)))
+@click.option("--model", "-m", default="gru", show_default=True, help=f"One of: {', '.join(MODELS)}.")
 @click.option("--horizon", "-H", type=int, help="Steps held out and forecast [default: one season].")
 @data_options
 @click.option("--season", type=int, help="Season length in steps [default: from the frequency].")

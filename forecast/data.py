@@ -120,7 +120,7 @@ def _parse_dates(values: pd.Series) -> pd.Series | None:
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if pd.to_datetime(sample, errors="coerce", format="mixed").isna().any():
+        if pd.to_datetime(sample, errors="coerce", format="mixed").isna().mean() > 0.5:
             return None
         try:
             return pd.to_datetime(values, format="ISO8601")
@@ -157,7 +157,8 @@ def detect_columns(raw: pd.DataFrame, path, id_col=None, time_col=None, target_c
         if TIME in cols and TIME not in taken:
             time_col = TIME
         else:
-            time_col = _detect_time_col(raw, path, [c for c in cols if c not in taken and c != target_col])
+            reserved = taken | {target_col or (TARGET if TARGET in cols else None)}
+            time_col = _detect_time_col(raw, path, [c for c in cols if c not in reserved])
     taken.add(time_col)
     if target_col is None:
         if TARGET in cols and TARGET not in taken:
@@ -294,6 +295,20 @@ def season_of(alias: str | None) -> int:
     return 1
 
 
+def _infer_alias(stamps: pd.DatetimeIndex) -> str | None:
+    """pandas' inferred alias of the whole index, else the most common one over short stretches (so one gap
+    is reported as a gap rather than as an unknown frequency)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        found = pd.infer_freq(stamps) if len(stamps) >= 3 else None
+        if found is not None:
+            return found
+        starts = range(0, max(len(stamps) - 2, 0), max(1, len(stamps) // 200))
+        votes = [pd.infer_freq(stamps[i:i + 3]) for i in starts]
+    votes = [to_offset(v).freqstr for v in votes if v is not None]
+    return max(set(votes), key=votes.count) if votes else None
+
+
 def infer_frequency(df: pd.DataFrame, path, alias: str | None = None) -> Frequency:
     """Infer the frequency from the longest series, or take `alias` (--freq)."""
     lengths = df.groupby(ID, sort=False).size()
@@ -309,9 +324,7 @@ def infer_frequency(df: pd.DataFrame, path, alias: str | None = None) -> Frequen
     if alias is None:
         if len(longest) < 3:
             raise DataError(f"{path}: too few points to infer the frequency; give it with --freq (e.g. MS, D, h)")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            found = pd.infer_freq(longest.drop_duplicates())
+        found = _infer_alias(pd.DatetimeIndex(longest.drop_duplicates()))
         if found is None:
             raise DataError(f"{path}: cannot infer a regular frequency from series '{lengths.idxmax()}'; "
                             "give it with --freq (e.g. MS, D, h, 30min)")
@@ -380,9 +393,9 @@ def check_lengths(df: pd.DataFrame, need: int, what: str, path="data") -> None:
     short = lengths[lengths < need]
     if len(short):
         uid = short.idxmin()
-        more = f" (and {len(short) - 1} more)" if len(short) > 1 else ""
-        raise DataError(f"{path}: series '{uid}' has {short.min()} points{more}, fewer than the {need} that "
-                        f"{what} needs; use a shorter --horizon or --lookback, or drop the short series")
+        more = f" ({len(short) - 1} more series are too short)" if len(short) > 1 else ""
+        raise DataError(f"{path}: series '{uid}' has {short.min()} points, fewer than the {need} that {what} "
+                        f"needs{more}; use a shorter --horizon, or drop the short series")
 
 
 def split_holdout(df: pd.DataFrame, h: int) -> tuple[pd.DataFrame, pd.DataFrame]:

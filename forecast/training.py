@@ -98,7 +98,7 @@ def fit_network(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple
     loss_fn = nn.L1Loss()
     history = History()
     best_state, best_val, stale = copy.deepcopy(net.state_dict()), float("inf"), 0
-    start = time.perf_counter()
+    start, epoch = time.perf_counter(), 0
     try:
         batches = BatchSampler(len(x_train), cfg.batch_size, cfg.steps_per_epoch, generator)
         for epoch in range(1, cfg.epochs + 1):
@@ -107,6 +107,9 @@ def fit_network(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple
             for idx in batches.epoch():
                 idx = idx.to(device)
                 loss = loss_fn(net(x_train[idx], tbptt=cfg.tbptt), y_train[idx])
+                if not torch.isfinite(loss):
+                    raise ModelError(f"training diverged at epoch {epoch} (loss {loss.item():.4g}); "
+                                     "lower --lr or set --clip")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.clip:
@@ -119,8 +122,8 @@ def fit_network(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple
             history.train_loss.append(train_loss)
             history.val_loss.append(val_loss)
             if not (np.isfinite(train_loss) and np.isfinite(val_loss)):
-                raise ModelError(f"training diverged at epoch {epoch} (loss {train_loss:.4g}); "
-                                 "lower --lr or set --clip")
+                raise ModelError(f"training diverged at epoch {epoch} (train loss {train_loss:.4g}, validation loss "
+                                 f"{val_loss:.4g}); lower --lr or set --clip")
             if val_loss < best_val:
                 best_val, stale, history.best_epoch = val_loss, 0, epoch
                 best_state = copy.deepcopy(net.state_dict())
@@ -130,6 +133,9 @@ def fit_network(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple
                 on_epoch(epoch, train_loss, val_loss)
             if stale >= cfg.patience:
                 break
+    except RuntimeError as exc:  # torch's own failures mid-training (overflow, out of memory) as one line
+        raise ModelError(f"training failed at epoch {epoch}: {str(exc).splitlines()[0]}; "
+                         "lower --lr, --batch-size or --hidden-size") from None
     finally:
         net.load_state_dict(best_state)
         net.eval()

@@ -22,8 +22,11 @@ def build_config(config_cls, values: dict, model: str):
     known = {f.name for f in fields(config_cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ModelError(f"model '{model}': unknown setting(s) {', '.join(unknown)}; "
-                         f"valid ones are {', '.join(sorted(known))}")
+        def option(name):
+            return "--" + name.replace("_", "-")
+
+        valid = ", ".join(option(n) for n in sorted(known)) or "none"
+        raise ModelError(f"model '{model}' has no setting {', '.join(map(option, unknown))}; its settings: {valid}")
     return config_cls(**values)
 
 

@@ -130,10 +130,13 @@ class NeuralForecaster(Forecaster):
             return TransformerNet(lookback, h, c.hidden_size, c.layers, c.dropout, c.heads)
         return RecurrentNet(self.cell, lookback, h, c.hidden_size, c.layers, c.dropout)
 
-    def _fit(self, ids, series, h):
-        self.lookback_ = self.config.lookback or default_lookback(h, self.freq_.season)
+    def __init__(self, config=None, **params):
+        super().__init__(config, **params)
         if self.config.tbptt and self.cell == "transformer":
             raise ModelError("--tbptt applies to the recurrent models (rnn, lstm, gru), not the transformer")
+
+    def _fit(self, ids, series, h):
+        self.lookback_ = self.config.lookback or default_lookback(h, self.freq_.season)
         shortest = min(len(s) for s in series)
         if shortest <= h:
             uid = ids[int(np.argmin([len(s) for s in series]))]

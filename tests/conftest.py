@@ -1,0 +1,42 @@
+"""Every test gets its own MLflow store and working directory, and small CSVs cut from the bundled real data."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data"
+SHARED = ROOT.parent / "shared"
+
+TINY_NET = ["--hidden-size", "8", "--layers", "1", "--epochs", "2", "--lookback", "12"]
+
+
+@pytest.fixture(autouse=True)
+def store(tmp_path, monkeypatch):
+    """A fresh SQLite MLflow store under tmp_path; the working directory is tmp_path too."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    return uri
+
+
+@pytest.fixture
+def air_csv():
+    return DATA / "air_passengers.csv"
+
+
+@pytest.fixture
+def m3_csv(tmp_path):
+    """Three real M3 monthly series in long format (unique_id, ds, y)."""
+    df = pd.read_csv(DATA / "m3_monthly_train.csv")
+    keep = df["unique_id"].drop_duplicates().iloc[:3]
+    path = tmp_path / "m3_three.csv"
+    df[df["unique_id"].isin(keep)].to_csv(path, index=False)
+    return path
+
+
+def write(tmp_path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path

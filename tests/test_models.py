@@ -1,0 +1,138 @@
+"""One battery over every registered model, as scikit-learn's check_estimator does, plus model specifics."""
+
+import json
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import DATA
+
+from forecast import registry
+from forecast.data import load_series, split_holdout
+from forecast.errors import DataError, ModelError
+from forecast.models.ar import fit_series, recurse
+
+TINY = {"hidden_size": 8, "layers": 1, "epochs": 2, "lookback": 12}
+H = 6
+
+
+def make(name, **extra):
+    params = dict(TINY) if name in registry.NEURAL else {}
+    return registry.create(name, **{**params, **extra})
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Four real M3 monthly series."""
+    df = pd.read_csv(DATA / "m3_monthly_train.csv")
+    path = tmp_path_factory.mktemp("data") / "four.csv"
+    df[df["unique_id"].isin(df["unique_id"].drop_duplicates().iloc[:4])].to_csv(path, index=False)
+    return load_series(path)
+
+
+@pytest.fixture(scope="module")
+def parts(data):
+    return split_holdout(data.df, H)
+
+
+@pytest.mark.parametrize("name", list(registry.MODELS))
+def test_fit_returns_self_and_predict_continues_every_series(name, data, parts):
+    train, test = parts
+    model = make(name)
+    assert model.fit(train, data.freq, H) is model
+    out = model.predict()
+    assert list(out.columns) == ["unique_id", "ds", "yhat"]
+    assert out.groupby("unique_id").size().to_dict() == {uid: H for uid in train["unique_id"].unique()}
+    assert out["ds"].tolist() == test["ds"].tolist()
+    assert np.isfinite(out["yhat"]).all()
+
+
+@pytest.mark.parametrize("name", list(registry.MODELS))
+def test_same_seed_same_forecast_and_save_load_round_trip(name, data, parts, tmp_path):
+    train, _ = parts
+    first = make(name).fit(train, data.freq, H)
+    second = make(name).fit(train, data.freq, H)
+    np.testing.assert_array_equal(first.predict()["yhat"], second.predict()["yhat"])
+    loaded = registry.load(first.save(tmp_path / "saved", extra={"columns": {"id_col": "unique_id"}}))
+    assert loaded.meta_ == {"columns": {"id_col": "unique_id"}}
+    np.testing.assert_allclose(loaded.predict(H, train)["yhat"], first.predict()["yhat"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(registry.MODELS))
+def test_longer_horizons_extend_the_model_horizon(name, data, parts):
+    train, _ = parts
+    model = make(name).fit(train, data.freq, H)
+    short, long = model.predict(H), model.predict(3 * H)
+    assert len(long) == 3 * H * train["unique_id"].nunique()
+    head = long.groupby("unique_id").head(H).reset_index(drop=True)
+    np.testing.assert_allclose(head["yhat"], short["yhat"], rtol=1e-6)
+    assert np.isfinite(long["yhat"]).all()
+
+
+@pytest.mark.parametrize("name", list(registry.MODELS))
+def test_predict_before_fit_raises(name, parts):
+    with pytest.raises(ModelError, match="is not fitted; call fit"):
+        make(name).predict(H, parts[0])
+
+
+@pytest.mark.parametrize("name", list(registry.MODELS))
+def test_series_the_model_never_saw_are_forecast_from_their_history(name, data, parts):
+    train, _ = parts
+    model = make(name).fit(train, data.freq, H)
+    other = train[train["unique_id"] == train["unique_id"].iloc[0]].assign(unique_id="new", y=lambda d: d.y * 2)
+    out = model.predict(H, other)
+    assert out["unique_id"].unique().tolist() == ["new"] and np.isfinite(out["yhat"]).all()
+
+
+def test_unknown_model_and_settings_are_refused():
+    with pytest.raises(ModelError, match="unknown model 'prophet'; choose one of naive, seasonal-naive, ar, rnn"):
+        registry.create("prophet")
+    with pytest.raises(ModelError, match="model 'ar' has no setting --hidden-size; its settings: --ic, --lags"):
+        registry.create("ar", hidden_size=8)
+    with pytest.raises(ModelError, match="--tbptt applies to the recurrent models"):
+        registry.create("transformer", tbptt=4)
+
+
+def test_ar_recursion_by_hand():
+    # y_t = 1 + 0.5 y_{t-1} + 0.2 y_{t-2}: 1 + 1.5 + 0.4 = 2.9, then 1 + 1.45 + 0.6 = 3.05
+    np.testing.assert_allclose(recurse(np.array([1.0, 0.5, 0.2]), np.array([1.0, 2.0, 3.0]), 2), [2.9, 3.05])
+
+
+def test_ar_falls_back_from_an_explosive_fit():
+    rng = np.random.default_rng(3)
+    y = np.cumprod(np.full(30, 1.15)) + rng.normal(0, 0.01, 30)  # grows 15% a step: an AR fit is explosive
+    tau, params, first = fit_series(y, lags=3, max_lags=3, ic="aic")
+    assert first == 3 and tau < 3
+    if tau:
+        roots = np.roots(np.r_[-params[1:][::-1], 1.0])
+        assert np.all(np.abs(roots) > 1)
+
+
+def test_ar_with_fixed_lags_needs_enough_points(data, parts):
+    with pytest.raises(DataError, match=r"fewer than the 62 that AR\(30\) needs \(2τ \+ 2\); use a smaller --lags"):
+        make("ar", lags=30).fit(parts[0], data.freq, H)
+
+
+def test_saved_weights_that_are_a_pickle_are_refused_and_not_run(data, parts, tmp_path):
+    path = make("gru").fit(parts[0], data.freq, H).save(tmp_path / "saved")
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (path / "weights.pt").write_bytes(pickle.dumps({"w": Payload()}))
+    with pytest.raises(ModelError, match="weights.pt: refused to load"):
+        registry.load(path)
+    assert not marker.exists()
+
+
+def test_damaged_model_folders_are_refused(data, parts, tmp_path):
+    path = make("naive").fit(parts[0], data.freq, H).save(tmp_path / "saved")
+    doc = json.loads((path / "forecaster.json").read_text())
+    (path / "forecaster.json").write_text(json.dumps({**doc, "code": "import os"}))
+    with pytest.raises(ModelError, match="unexpected layout"):
+        registry.load(path)
+    with pytest.raises(ModelError, match="no forecaster.json; this is not a saved forecast model"):
+        registry.load(tmp_path)

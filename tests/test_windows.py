@@ -1,0 +1,60 @@
+"""Windowing and scaling: counts, contents, padding and the exact inverse."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from forecast.windows import Scaler, last_windows, left_pad, make_windows, split_windows
+
+series_st = st.lists(arrays(float, st.integers(1, 40), elements=st.floats(-1e3, 1e3, allow_nan=False)),
+                     min_size=1, max_size=5)
+
+
+@given(series_st, st.integers(1, 10), st.integers(1, 6))
+def test_window_count_and_contents(series, lookback, h):
+    x, y = make_windows(series, lookback, h)
+    expected = sum(max(len(s), lookback + h) - lookback - h + 1 for s in series)
+    assert x.shape == (expected, lookback) and y.shape == (expected, h)
+    # the first window of the first series is its (padded) start
+    padded = left_pad(series[0], lookback + h)
+    np.testing.assert_allclose(x[0], padded[:lookback], rtol=1e-6, atol=1e-4)
+    np.testing.assert_allclose(y[0], padded[lookback:lookback + h], rtol=1e-6, atol=1e-4)
+
+
+@given(series_st, st.integers(1, 10), st.integers(1, 6))
+def test_validation_targets_are_the_last_h_points_and_training_never_sees_them(series, lookback, h):
+    (x_train, y_train), (x_val, y_val) = split_windows(series, lookback, h)
+    assert x_val.shape == (len(series), lookback) and y_val.shape == (len(series), h)
+    for s, target in zip(series, y_val):
+        np.testing.assert_allclose(target, left_pad(s, lookback + h)[-h:], rtol=1e-6, atol=1e-4)
+    expected = sum(max(len(s[:-h]) if len(s) > h else 1, lookback + h) - lookback - h + 1 for s in series)
+    assert len(x_train) == expected
+
+
+@given(series_st)
+def test_scaling_inverts_exactly(series):
+    scaler = Scaler.fit(series)
+    scaled = scaler.transform(series)
+    assert np.all(np.isfinite(scaler.scale)) and np.all(scaler.scale > 0)
+    width = min(len(s) for s in series)
+    back = scaler.inverse(np.stack([s[:width] for s in scaled]))
+    np.testing.assert_allclose(back, np.stack([s[:width] for s in series]), rtol=1e-9, atol=1e-6)
+
+
+def test_constant_and_zero_series_scale_without_dividing_by_zero():
+    scaler = Scaler.fit([np.full(10, 5.0), np.zeros(10)])
+    assert scaler.scale.tolist() == [5.0, 1.0]
+    assert all(np.all(np.isfinite(s)) for s in scaler.transform([np.full(10, 5.0), np.zeros(10)]))
+
+
+def test_last_windows_pad_short_histories():
+    out = last_windows([np.array([1.0, 2.0]), np.arange(10.0)], 4)
+    assert out.tolist() == [[1.0, 1.0, 1.0, 2.0], [6.0, 7.0, 8.0, 9.0]]
+
+
+@pytest.mark.parametrize("n", [3, 5])
+def test_left_pad_keeps_long_series(n):
+    y = np.arange(float(n))
+    assert left_pad(y, 3) is y
