@@ -1,12 +1,13 @@
-"""The library API that the CLI, pipelines and tests call: train(), predict(), compare()."""
+"""The library API that the CLI, pipelines and tests call: train(), backtest(), predict(), compare()."""
 
 from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from forecast import registry
@@ -19,7 +20,7 @@ from forecast.data import (
     dataset_from_frame,
     default_horizon,
     read_csv,
-    split_holdout,
+    rolling_origins,
 )
 from forecast.errors import DataError, ModelError
 from forecast.metrics import evaluate
@@ -34,9 +35,10 @@ class TrainResult:
     model: str
     model_uri: str
     horizon: int
-    metrics: dict
+    metrics: dict  # mean over folds (the holdout's values for a single fold)
     train_seconds: float
-    forecast: pd.DataFrame  # the holdout forecast (unique_id, ds, y, yhat)
+    forecast: pd.DataFrame  # the holdout forecasts of every fold (fold, unique_id, ds, y, yhat)
+    fold_metrics: list[dict] = field(default_factory=list)
 
 
 def data_params(data: Dataset, h: int) -> dict:
@@ -57,51 +59,102 @@ def model_params(model, h: int, season: int) -> dict:
     return params
 
 
-def train(path, model: str = "gru", horizon: int | None = None, *, id_col=None, time_col=None, target_col=None,
-          freq: str | None = None, season: int | None = None, experiment: str | None = None,
-          tracking_uri: str | None = None, register: str | None = None, on_epoch=None, **hyper) -> TrainResult:
+def load(path, *, id_col=None, time_col=None, target_col=None, freq=None, season=None) -> Dataset:
+    return dataset_from_frame(read_csv(path), path, id_col, time_col, target_col, freq, season)
+
+
+def train(path, model: str = "gru", horizon: int | None = None, **options) -> TrainResult:
     """Fit `model` on the CSV at `path` less its last `horizon` points, score that holdout, log it all to MLflow."""
+    return backtest(path, model, horizon, folds=1, **options)
+
+
+def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int = 1, step: int | None = None,
+             refit: bool = True, test_path=None, id_col=None, time_col=None, target_col=None, freq: str | None = None,
+             season: int | None = None, experiment: str | None = None, tracking_uri: str | None = None,
+             register: str | None = None, run_name: str | None = None, parent_run_id: str | None = None,
+             data: Dataset | None = None, test: Dataset | None = None, on_epoch=None, **hyper) -> TrainResult:
+    """Rolling-origin evaluation: for each of the last `folds` origins, `step` apart, fit on everything before it
+    and forecast the next `horizon` points; one MLflow run with per-fold and mean metrics and the last fold's model.
+
+    With `test_path` (an official test file) there is one origin: fit on all of `path`, score on the test file.
+    """
     from forecast import plots, tracking
 
-    data = dataset_from_frame(read_csv(path), path, id_col, time_col, target_col, freq, season)
-    h = int(horizon) if horizon else default_horizon(data.lengths(), data.freq.season)
+    columns = {"id_col": id_col, "time_col": time_col, "target_col": target_col, "freq": freq, "season": season}
+    data = data or load(path, **columns)
+    if test_path is not None and test is None:
+        test = load(test_path, **{**asdict(data.columns), "freq": data.freq.alias, "season": data.freq.season})
+    h = int(horizon) if horizon else (int(test.lengths().max()) if test is not None
+                                      else default_horizon(data.lengths(), data.freq.season))
     if h < 1:
         raise DataError(f"--horizon {h}: must be at least 1")
-    check_lengths(data.df, h + 2, f"a holdout of {h} (--horizon) plus 2 training points", data.path)
-    forecaster = registry.create(model, **hyper)
-    fit_part, test = split_holdout(data.df, h)
+    if folds < 1:
+        raise DataError(f"--folds {folds}: must be at least 1")
+    step = int(step or h)
+    if test is not None:
+        if folds != 1:
+            raise DataError("a test file gives one forecast origin (the official split); leave out --folds")
+        check_lengths(data.df, 2, "fitting", data.path)
+        cuts = [(data.df, test.df)]
+    else:
+        what = (f"a holdout of {h} (--horizon) plus 2 training points" if folds == 1 else
+                f"{folds} folds of horizon {h}, {step} apart, plus 2 training points")
+        check_lengths(data.df, h + step * (folds - 1) + 2, what, data.path)
+        cuts = rolling_origins(data.df, h, folds, step)
+    forecaster = registry.create(model, **hyper)  # bad settings are refused before a run starts
+    neural = model in registry.NEURAL
     experiment = experiment or Path(path).stem
-    with tracking.training_run(experiment, run_name=model, uri=tracking_uri) as run:
-        run.log_params({"model": model, **model_params(forecaster, h, data.freq.season), **data_params(data, h)})
-
-        def log_epoch(epoch, train_loss, val_loss):
-            run.log_epoch(epoch, train_loss, val_loss)
-            if on_epoch is not None:
-                on_epoch(epoch, train_loss, val_loss)
-
-        start = time.perf_counter()
-        forecaster.fit(fit_part, data.freq, h, on_epoch=log_epoch)
-        seconds = time.perf_counter() - start
-        forecast = forecaster.predict(h)
-        metrics = evaluate(fit_part, test, forecast, data.freq.season)
-        run.log_metrics({**metrics, "train_seconds": seconds})
+    params = {"model": model, **model_params(forecaster, h, data.freq.season), **data_params(data, h),
+              "folds": folds, "step": step, "refit": refit if neural else True,
+              "test_file": str(test_path) if test_path else None}
+    with tracking.training_run(experiment, run_name=run_name or model, uri=tracking_uri,
+                               parent_run_id=parent_run_id) as run:
+        run.log_params(params)
+        holdouts, fold_metrics, seconds = [], [], 0.0
+        for fold, (fit_part, test_part) in enumerate(cuts, start=1):
+            if fold == 1 or refit or not neural:
+                forecaster = registry.create(model, **hyper) if fold > 1 else forecaster
+                model_params(forecaster, h, data.freq.season)
+                last = fold == len(cuts) or (neural and not refit)
+                start = time.perf_counter()
+                forecaster.fit(fit_part, data.freq, h, on_epoch=_epoch_logger(run, on_epoch) if last else on_epoch)
+                seconds += time.perf_counter() - start
+            forecast = forecaster.predict(h, fit_part)
+            scores = evaluate(fit_part, test_part, forecast, data.freq.season)
+            fold_metrics.append(scores)
+            if len(cuts) > 1:
+                run.log_metrics({f"fold_{k}": v for k, v in scores.items()}, step=fold)
+            holdouts.append(test_part.merge(forecast, on=[ID, TIME], how="left").assign(fold=fold))
+        metrics = {k: float(np.mean([m[k] for m in fold_metrics])) for k in METRICS}
+        spread = {f"{k}_std": float(np.std([m[k] for m in fold_metrics])) for k in METRICS} if len(cuts) > 1 else {}
+        run.log_metrics({**metrics, **spread, "train_seconds": seconds})
         details, table = forecaster.fit_details()
         if details:
             run.log_params(details)
         if table is not None:
-            run.log_frame(table, f"{model}_details.csv" if model != "ar" else "ar_lags.csv")
-        holdout = test.merge(forecast, on=[ID, TIME], how="left")
+            run.log_frame(table, "ar_lags.csv" if model == "ar" else f"{model}_details.csv")
+        holdout = pd.concat(holdouts, ignore_index=True)[["fold", ID, TIME, TARGET, "yhat"]]
         run.log_frame(holdout, "holdout_forecasts.csv")
-        figure = plots.forecast_figure(fit_part, test, forecast, f"{model} on {Path(path).name}, horizon {h}")
+        fit_part, test_part = cuts[-1]
+        figure = plots.forecast_figure(fit_part, test_part, holdouts[-1],
+                                       f"{run_name or model} on {Path(path).name}, horizon {h}")
         run.log_figure(figure, "forecast.png")
         plots.close(figure)
         with tempfile.TemporaryDirectory() as tmp:
             model_dir = forecaster.save(Path(tmp) / "forecaster", extra={"columns": asdict(data.columns)})
             example = fit_part[fit_part[ID] == fit_part[ID].iloc[0]].tail(100).reset_index(drop=True)
-            output = forecaster.predict(h, example)
-            model_uri = run.log_model(model_dir, example, output, h, register=register)
+            model_uri = run.log_model(model_dir, example, forecaster.predict(h, example), h, register=register)
     return TrainResult(run_id=run.run_id, experiment=experiment, model=model, model_uri=model_uri, horizon=h,
-                       metrics=metrics, train_seconds=seconds, forecast=holdout)
+                       metrics=metrics, train_seconds=seconds, forecast=holdout, fold_metrics=fold_metrics)
+
+
+def _epoch_logger(run, on_epoch):
+    def log_epoch(epoch, train_loss, val_loss):
+        run.log_epoch(epoch, train_loss, val_loss)
+        if on_epoch is not None:
+            on_epoch(epoch, train_loss, val_loss)
+
+    return log_epoch
 
 
 def predict(model_uri: str, path, horizon: int | None = None, *, id_col=None, time_col=None, target_col=None,
@@ -124,10 +177,11 @@ def predict(model_uri: str, path, horizon: int | None = None, *, id_col=None, ti
     return tracking.predict(pyfunc, data.df[[ID, TIME, TARGET]], horizon)
 
 
-def compare(experiment: str | None = None, metric: str = "mase", tracking_uri: str | None = None) -> pd.DataFrame:
-    """The runs of an experiment (or of all) ranked by a holdout metric."""
+def compare(experiment: str | None = None, metric: str = "mase", tracking_uri: str | None = None,
+            parent: str | None = None) -> pd.DataFrame:
+    """The runs of an experiment (or of all, or the children of one pipeline run) ranked by a holdout metric."""
     from forecast import tracking
 
     if metric not in METRICS + ("train_seconds",):
         raise DataError(f"--metric {metric}: choose one of {', '.join(METRICS + ('train_seconds',))}")
-    return tracking.runs_table(experiment, metric, tracking_uri)
+    return tracking.runs_table(experiment, metric, tracking_uri, parent=parent)

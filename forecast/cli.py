@@ -9,7 +9,7 @@ import click
 
 from forecast import __version__
 from forecast.errors import ForecastError
-from forecast.registry import MODELS
+from forecast.registry import MODELS, NEURAL
 
 
 class Group(click.Group):
@@ -22,14 +22,16 @@ class Group(click.Group):
             raise click.ClickException(str(exc)) from None
 
 
+DATA_OPTIONS = [
+    click.option("--id-col", help="Column naming the series in a long-format file (default: unique_id)."),
+    click.option("--time-col", help="Time column (default: detected: ds, or the one column of dates)."),
+    click.option("--target", "target_col", help="Column to forecast (default: y, or the one numeric column)."),
+    click.option("--freq", help="Pandas frequency alias (MS, QS, W, D, h, 30min); default: inferred."),
+]
+
+
 def data_options(f):
-    for option in reversed([
-        click.option("--id-col", help="Column naming the series in a long-format file (default: unique_id)."),
-        click.option("--time-col", help="Time column (default: detected: ds, or the one column of dates)."),
-        click.option("--target", "target_col", help="Column to forecast (default: detected: y, or the one numeric "
-                                                    "column)."),
-        click.option("--freq", help="Pandas frequency alias (MS, QS, W, D, h, 30min); default: inferred."),
-    ]):
+    for option in reversed(DATA_OPTIONS):
         f = option(f)
     return f
 
@@ -39,7 +41,7 @@ def tracking_option(f):
                         help="MLflow store [default: sqlite:///mlruns/mlflow.db, or MLFLOW_TRACKING_URI].")(f)
 
 
-def epoch_progress(total: int, quiet: bool):
+def epoch_progress(quiet: bool):
     """A progress bar (epoch, train and validation loss) on stderr, or nothing when quiet or not a terminal."""
     if quiet or not sys.stderr.isatty():
         return nullcontext(None)
@@ -68,33 +70,68 @@ def main():
     """Train time-series forecasters on a CSV, track every run in MLflow, batch-predict from saved models."""
 
 
+def model_options(f):
+    """The options of every command that trains: the model, the data, the hyperparameters, the store."""
+    options = [
+        click.argument("csv", type=click.Path(dir_okay=False)),
+        click.option("--model", "-m", default="gru", show_default=True, help=f"One of: {', '.join(MODELS)}."),
+        click.option("--horizon", "-H", type=int, help="Steps held out and forecast [default: one season]."),
+        *DATA_OPTIONS,
+        click.option("--season", type=int, help="Season length in steps [default: from the frequency]."),
+        click.option("--lookback", type=int, help="Input window of the nets [default: 2 x horizon]."),
+        click.option("--hidden-size", type=int, help="Hidden units of the nets [default: 64]."),
+        click.option("--layers", type=int, help="Stacked layers of the nets [default: 2]."),
+        click.option("--epochs", type=int, help="Maximum epochs [default: 100, early stopping on validation]."),
+        click.option("--batch-size", type=int, help="Windows per step [default: 128]."),
+        click.option("--lr", type=float, help="Adam learning rate [default: 0.001]."),
+        click.option("--dropout", type=float, help="Dropout between layers [default: 0]."),
+        click.option("--seed", type=int, help="Random seed [default: 1]."),
+        click.option("--clip", type=float, help="Max gradient norm; 0 turns clipping off [default: 1]."),
+        click.option("--tbptt", type=int, help="Truncate backpropagation through time to the last K steps."),
+        click.option("--patience", type=int, help="Epochs without improvement before stopping [default: 10]."),
+        click.option("--heads", type=int, help="Attention heads of the transformer [default: 4]."),
+        click.option("--device", help="cpu, cuda or cuda:N [default: cuda when present, else cpu]."),
+        click.option("--lags", type=int, help="AR order τ [default: chosen per series by AIC]."),
+        click.option("--max-lags", type=int, help="Largest τ the AR order search tries."),
+        click.option("--experiment", help="MLflow experiment [default: the CSV's name without extension]."),
+        click.option("--register", help="Also register the model under this name (models:/NAME/VERSION)."),
+        tracking_option,
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def fit_with_progress(fit, model: str, hyper: dict, quiet: bool):
+    """Call `fit(on_epoch=...)` under a progress bar for the nets (none when quiet or not a terminal)."""
+    epochs = hyper.get("epochs", 100)
+    with epoch_progress(quiet or model not in NEURAL) as bar:
+        if bar is None:
+            return fit(on_epoch=None)
+        task = bar.add_task(f"training {model}", total=epochs)
+
+        def on_epoch(epoch, train_loss, val_loss):
+            if epoch == 1:
+                bar.reset(task, total=epochs)
+            bar.update(task, completed=epoch,
+                       description=f"{model} epoch {epoch}  train {train_loss:.4f}  val {val_loss:.4f}")
+
+        return fit(on_epoch=on_epoch)
+
+
+def echo_result(result, csv) -> None:
+    folds = f", {len(result.fold_metrics)} folds (mean)" if len(result.fold_metrics) > 1 else ""
+    click.echo(f"{result.model} on {csv}: horizon {result.horizon}{folds}, trained in {result.train_seconds:.1f} s "
+               f"(experiment '{result.experiment}', run {result.run_id})")
+    click.echo(format_metrics(result.metrics))
+    click.echo(f"model: runs:/{result.run_id}/model  ({result.model_uri})")
+    click.echo(f"predict: forecast predict runs:/{result.run_id}/model {csv} --horizon {result.horizon}")
+
+
 @main.command()
-@click.argument("csv", type=click.Path(dir_okay=False))
-@click.option("--model", "-m", default="gru", show_default=True, help=f"One of: {', '.join(MODELS)}.")
-@click.option("--horizon", "-H", type=int, help="Steps held out and forecast [default: one season].")
-@data_options
-@click.option("--season", type=int, help="Season length in steps [default: from the frequency].")
-@click.option("--lookback", type=int, help="Input window of the nets [default: 2 x horizon].")
-@click.option("--hidden-size", type=int, help="Hidden units of the nets [default: 64].")
-@click.option("--layers", type=int, help="Stacked layers of the nets [default: 2].")
-@click.option("--epochs", type=int, help="Maximum epochs [default: 100, early stopping on validation].")
-@click.option("--batch-size", type=int, help="Windows per step [default: 128].")
-@click.option("--lr", type=float, help="Adam learning rate [default: 0.001].")
-@click.option("--dropout", type=float, help="Dropout between layers [default: 0].")
-@click.option("--seed", type=int, help="Random seed [default: 1].")
-@click.option("--clip", type=float, help="Max gradient norm; 0 turns clipping off [default: 1].")
-@click.option("--tbptt", type=int, help="Truncate backpropagation through time to the last K steps.")
-@click.option("--patience", type=int, help="Epochs without validation improvement before stopping [default: 10].")
-@click.option("--heads", type=int, help="Attention heads of the transformer [default: 4].")
-@click.option("--device", help="cpu, cuda or cuda:N [default: cuda when present, else cpu].")
-@click.option("--lags", type=int, help="AR order τ [default: chosen per series by AIC].")
-@click.option("--max-lags", type=int, help="Largest τ the AR order search tries.")
-@click.option("--experiment", help="MLflow experiment [default: the CSV's name without extension].")
-@click.option("--register", help="Also register the model under this name (models:/NAME/VERSION).")
-@tracking_option
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def train(csv, model, horizon, id_col, time_col, target_col, freq, season, experiment, register, tracking_uri,
-          quiet, **hyper):
+@model_options
+def train(csv, model, horizon, quiet, **options):
     """Fit a model on CSV, score it on the held-out tail, and log the run and model to MLflow.
 
     \b
@@ -104,24 +141,64 @@ def train(csv, model, horizon, id_col, time_col, target_col, freq, season, exper
     """
     from forecast import api
 
-    hyper = {k: v for k, v in hyper.items() if v is not None}
-    with epoch_progress(hyper.get("epochs", 100), quiet or model not in ("rnn", "lstm", "gru", "transformer")) as bar:
-        on_epoch = None
-        if bar is not None:
-            task = bar.add_task(f"training {model}", total=hyper.get("epochs", 100))
+    options = {k: v for k, v in options.items() if v is not None}
+    result = fit_with_progress(lambda on_epoch: api.train(csv, model, horizon, on_epoch=on_epoch, **options),
+                               model, options, quiet)
+    echo_result(result, csv)
 
-            def on_epoch(epoch, train_loss, val_loss):
-                bar.update(task, completed=epoch,
-                           description=f"{model} epoch {epoch}  train {train_loss:.4f}  val {val_loss:.4f}")
 
-        result = api.train(csv, model, horizon, id_col=id_col, time_col=time_col, target_col=target_col, freq=freq,
-                           season=season, experiment=experiment, tracking_uri=tracking_uri, register=register,
-                           on_epoch=on_epoch, **hyper)
-    click.echo(f"{model} on {csv}: horizon {result.horizon}, trained in {result.train_seconds:.1f} s "
-               f"(experiment '{result.experiment}', run {result.run_id})")
-    click.echo(format_metrics(result.metrics))
-    click.echo(f"model: runs:/{result.run_id}/model  ({result.model_uri})")
-    click.echo(f"predict: forecast predict runs:/{result.run_id}/model {csv} --horizon {result.horizon}")
+@main.command()
+@model_options
+@click.option("--folds", default=3, show_default=True, type=int, help="Forecast origins.")
+@click.option("--step", type=int, help="Steps between origins [default: one horizon].")
+@click.option("--no-refit", is_flag=True, help="Nets: train once before the first origin, forecast every fold.")
+def backtest(csv, model, horizon, quiet, folds, step, no_refit, **options):
+    """Rolling-origin evaluation: fit before each of the last FOLDS origins and forecast the next HORIZON points.
+
+    Logs per-fold metrics (the fold as the step) and their mean and standard deviation.
+
+    \b
+    Example:
+        forecast backtest data/air_passengers.csv --model gru --folds 4
+    """
+    from forecast import api
+
+    options = {k: v for k, v in options.items() if v is not None}
+    result = fit_with_progress(
+        lambda on_epoch: api.backtest(csv, model, horizon, folds=folds, step=step, refit=not no_refit,
+                                      on_epoch=on_epoch, **options), model, options, quiet)
+    names = ("mae", "rmse", "smape", "mase")
+    for fold, scores in enumerate(result.fold_metrics, start=1):
+        click.echo(f"fold {fold}: " + "  ".join(f"{n} {scores[n]:.4g}" for n in names))
+    echo_result(result, csv)
+
+
+@main.command(name="run")
+@click.argument("pipeline_file", type=click.Path(dir_okay=False))
+@click.option("--models", help="Run only these (labels or model names, comma-separated).")
+@click.option("--dry-run", is_flag=True, help="Check the file and print what would run.")
+@tracking_option
+def run_pipeline(pipeline_file, models, dry_run, tracking_uri):
+    """Run a YAML pipeline: every model as a child run of one parent run, then a leaderboard.
+
+    \b
+    Example:
+        forecast run pipelines/air_passengers.yaml
+        forecast run pipelines/m3_monthly.yaml --models gru,ar --dry-run
+    """
+    from forecast import pipeline, report
+
+    if dry_run:
+        spec = pipeline.load_pipeline(pipeline_file)
+        click.echo("\n".join(pipeline.plan(spec, pipeline.select(spec, models))))
+        return
+    result = pipeline.run_pipeline(pipeline_file, models, tracking_uri, echo=lambda line: click.echo(line, err=True))
+    shown = result.leaderboard.drop(columns=["run_id"], errors="ignore")
+    click.echo(f"leaderboard of '{result.experiment}' (parent run {result.run_id}):")
+    click.echo(report.render(shown, "table"), nl=False)
+    if result.failures:
+        summary = "; ".join(f"{label}: {error}" for label, error in result.failures.items())
+        raise click.ClickException(f"{len(result.failures)} of {len(result.leaderboard)} models failed: {summary}")
 
 
 @main.command()
@@ -154,26 +231,29 @@ def predict(model_uri, csv, horizon, id_col, time_col, target_col, freq, output,
 
 @main.command()
 @click.option("--experiment", "-e", help="Experiment to rank [default: all].")
+@click.option("--parent", help="Rank the model runs of one pipeline run (its run id).")
 @click.option("--metric", default="mase", show_default=True,
               type=click.Choice(["mase", "smape", "mae", "rmse", "train_seconds"]))
+@click.option("--format", "fmt", default="table", show_default=True, type=click.Choice(["table", "csv", "json",
+                                                                                      "markdown"]))
 @tracking_option
-def compare(experiment, metric, tracking_uri):
-    """Rank the runs of an experiment by a holdout metric.
+def compare(experiment, parent, metric, fmt, tracking_uri):
+    """Rank runs by a holdout metric (mean ± std over folds where they have folds).
 
     \b
     Example:
         forecast compare --experiment air_passengers --metric smape
+        forecast compare --parent 3f2a... --format markdown
     """
-    from forecast import api
+    from forecast import api, report
 
-    table = api.compare(experiment, metric, tracking_uri)
+    table = api.compare(experiment, metric, tracking_uri, parent=parent)
     if table.empty:
         click.echo("no runs yet: train one with `forecast train data.csv`")
         return
-    with_values = table.copy()
-    for column in ("mase", "smape", "mae", "rmse", "train_seconds"):
-        with_values[column] = with_values[column].map(lambda v: "" if v != v else f"{v:.4g}")
-    click.echo(with_values.to_string(index=False))
+    if fmt == "table":
+        table = table.drop(columns=["parent_run_id"])
+    click.echo(report.render(table, fmt), nl=False)
 
 
 @main.command()

@@ -398,11 +398,21 @@ def check_lengths(df: pd.DataFrame, need: int, what: str, path="data") -> None:
                         f"needs{more}; use a shorter --horizon, or drop the short series")
 
 
+def rolling_origins(df: pd.DataFrame, h: int, folds: int, step: int) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+    """(training part, test part) for each of the last `folds` forecast origins, `step` apart, oldest first:
+    the test part is the `h` points after the origin, the training part everything before it."""
+    from_end = df.groupby(ID, sort=False).cumcount(ascending=False).to_numpy()
+    cuts = []
+    for k in range(folds):
+        offset = step * (folds - 1 - k)
+        test = (from_end >= offset) & (from_end < offset + h)
+        cuts.append((df[from_end >= offset + h].reset_index(drop=True), df[test].reset_index(drop=True)))
+    return cuts
+
+
 def split_holdout(df: pd.DataFrame, h: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The last `h` points of every series as the test part, the rest as the training part."""
-    from_end = df.groupby(ID, sort=False).cumcount(ascending=False)
-    test = from_end < h
-    return df[~test].reset_index(drop=True), df[test].reset_index(drop=True)
+    return rolling_origins(df, h, 1, h)[0]
 
 
 def sort_long(df: pd.DataFrame) -> pd.DataFrame:

@@ -35,3 +35,25 @@ def forecast_figure(train: pd.DataFrame, test: pd.DataFrame, forecast: pd.DataFr
 
 def close(fig) -> None:
     plt.close(fig)
+
+
+def leaderboard_figure(holdouts: dict, history: pd.DataFrame, title: str, max_series: int = 2, context: int = 48):
+    """Every model's forecast of the last fold against the actual values, for the first `max_series` series."""
+    first = next(iter(holdouts.values()))
+    last_fold = first[first["fold"] == first["fold"].max()]
+    ids = list(dict.fromkeys(last_fold[ID]))[:max_series]
+    fig, axes = plt.subplots(len(ids), 1, figsize=(10, 3.2 * len(ids) + 0.6), squeeze=False)
+    for ax, uid in zip(axes[:, 0], ids):
+        actual = last_fold[last_fold[ID] == uid]
+        past = history[(history[ID] == uid) & (history[TIME] < actual[TIME].min())].tail(context)
+        ax.plot(past[TIME], past[TARGET], color="0.35", lw=1.2, label="history")
+        ax.plot(actual[TIME], actual[TARGET], color="black", lw=2, label="actual")
+        for label, frame in holdouts.items():
+            part = frame[(frame["fold"] == frame["fold"].max()) & (frame[ID] == uid)]
+            ax.plot(part[TIME], part["yhat"], lw=1.3, ls="--", label=label)
+        ax.set_title(str(uid), fontsize=9, loc="left")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(loc="upper left", fontsize=8, ncol=4)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

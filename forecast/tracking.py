@@ -15,7 +15,7 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
-from mlflow.entities import Metric, Param, RunStatus
+from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -101,6 +101,12 @@ class Run:
             frame.to_csv(path, index=False)
             self.client.log_artifact(self.run_id, str(path))
 
+    def log_text(self, text: str, name: str) -> None:
+        self.client.log_text(self.run_id, text, name)
+
+    def set_tags(self, tags: dict) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
     def log_figure(self, figure, name: str) -> None:
         self.client.log_figure(self.run_id, figure, name)
 
@@ -132,27 +138,48 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
         return self.forecaster.predict(h, sort_long(model_input))
 
 
+def error_message(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted by the user (Ctrl-C)"
+    message = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {message}"[:5000]
+
+
 @contextmanager
-def training_run(experiment: str, run_name: str, uri: str | None = None, tags: dict | None = None):
-    """Start a run; it ends FINISHED, FAILED (error message as tag `error`) or KILLED (Ctrl-C), never RUNNING."""
+def training_run(experiment: str, run_name: str, uri: str | None = None, parent_run_id: str | None = None):
+    """Start a run (a child of `parent_run_id` when given); it ends FINISHED, FAILED (the error message as tag
+    `error`) or KILLED (Ctrl-C), never RUNNING."""
     uri = connect(uri)
     client = MlflowClient(uri)
     experiment_id = _experiment_id(experiment, uri)
     if mlflow.active_run() is not None:
         mlflow.end_run()
-    run_id = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags or {}).info.run_id
+    tags = {"mlflow.parentRunId": parent_run_id} if parent_run_id else {}
+    run_id = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags).info.run_id
     try:
         yield Run(client, run_id)
-    except KeyboardInterrupt:
-        client.set_tag(run_id, "error", "interrupted by the user (Ctrl-C)")
-        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
-        raise
     except BaseException as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        client.set_tag(run_id, "error", f"{type(exc).__name__}: {message}"[:5000])
-        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+        client.set_tag(run_id, "error", error_message(exc))
+        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED if isinstance(exc, KeyboardInterrupt)
+                                           else RunStatus.FAILED))
         raise
     mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
+
+
+@contextmanager
+def parent_run(experiment: str, run_name: str, uri: str | None = None):
+    """A pipeline's parent run, which its model runs are nested under; ends as training_run's do."""
+    uri = connect(uri)
+    client = MlflowClient(uri)
+    run_id = client.create_run(_experiment_id(experiment, uri), run_name=run_name).info.run_id
+    try:
+        yield Run(client, run_id)
+    except BaseException as exc:
+        client.set_tag(run_id, "error", error_message(exc))
+        client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED if isinstance(exc, KeyboardInterrupt)
+                                                          else RunStatus.FAILED))
+        raise
+    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
 
 
 def load_model(model_uri: str, uri: str | None = None):
@@ -185,35 +212,46 @@ def predict(pyfunc_model, history: pd.DataFrame, h: int | None) -> pd.DataFrame:
         return pyfunc_model.predict(history[[ID, TIME, TARGET]], params=params)
 
 
-def runs_table(experiment: str | None, metric: str, uri: str | None = None) -> pd.DataFrame:
-    """Finished and failed runs of one experiment (or all), ranked by a holdout metric."""
+def runs_table(experiment: str | None, metric: str, uri: str | None = None, parent: str | None = None) -> pd.DataFrame:
+    """Runs of one experiment (or of all, or the children of a pipeline run), ranked by a holdout metric."""
     connect(uri)
     client = MlflowClient()
-    if experiment is not None:
-        found = client.get_experiment_by_name(experiment)
-        if found is None:
-            names = ", ".join(e.name for e in client.search_experiments()) or "none yet"
+    experiments = {e.experiment_id: e.name for e in client.search_experiments()}
+    query = ""
+    if parent is not None:
+        try:
+            ids = [client.get_run(parent).info.experiment_id]
+        except MlflowException:
+            raise TrackingError(f"no run '{parent}' in {mlflow.get_tracking_uri()}; "
+                                "give the run id of a pipeline run (forecast compare lists them)") from None
+        query = f"tags.mlflow.parentRunId = '{parent}'"
+    elif experiment is not None:
+        ids = [i for i, name in experiments.items() if name == experiment]
+        if not ids:
+            names = ", ".join(experiments.values()) or "none yet"
             raise TrackingError(f"no experiment '{experiment}' in {mlflow.get_tracking_uri()} (experiments: {names})")
-        ids = [found.experiment_id]
     else:
-        ids = [e.experiment_id for e in client.search_experiments()]
+        ids = list(experiments)
     if not ids:
         return pd.DataFrame()
-    names = {e.experiment_id: e.name for e in client.search_experiments()}
-    runs = mlflow.search_runs(experiment_ids=ids, order_by=[f"metrics.{metric} ASC"], output_format="pandas")
+    runs = mlflow.search_runs(experiment_ids=ids, filter_string=query, order_by=[f"metrics.{metric} ASC"],
+                              output_format="pandas")
     if runs.empty:
         return runs
     table = pd.DataFrame({
-        "experiment": runs["experiment_id"].map(names),
+        "experiment": runs["experiment_id"].map(experiments),
         "run": runs.get("tags.mlflow.runName"),
         "model": runs.get("params.model"),
         "status": runs["status"],
+        "folds": runs.get("params.folds"),
     })
-    for name in ("mase", "smape", "mae", "rmse", "train_seconds"):
-        column = f"metrics.{name}"
-        table[name] = runs[column] if column in runs else float("nan")
+    for name in ("mase", "smape", "mae", "rmse"):
+        table[name] = runs.get(f"metrics.{name}", float("nan"))
+        table[f"{name}_std"] = runs.get(f"metrics.{name}_std", float("nan"))
+    table["train_seconds"] = runs.get("metrics.train_seconds", float("nan"))
     table["run_id"] = runs["run_id"]
-    return table
+    table["parent_run_id"] = runs.get("tags.mlflow.parentRunId")
+    return table.reset_index(drop=True)
 
 
 def serve_ui(uri: str | None, host: str, port: int) -> int:

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
 
@@ -17,6 +18,7 @@ def store(tmp_path, monkeypatch):
     """A fresh SQLite MLflow store under tmp_path; the working directory is tmp_path too."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
     monkeypatch.chdir(tmp_path)
     return uri
 

@@ -1,0 +1,214 @@
+"""YAML pipelines: several models backtested on one data set, as child runs of one parent run, and a leaderboard."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from forecast import registry
+from forecast.errors import ForecastError
+
+TOP_KEYS = ("name", "data", "horizon", "backtest", "metric", "models")
+DATA_KEYS = ("path", "test", "id_col", "time_col", "target_col", "freq", "season")
+BACKTEST_KEYS = ("folds", "step", "refit")
+MODEL_KEYS = ("model", "label", "params")
+METRICS = ("mase", "smape", "mae", "rmse")
+
+
+class PipelineError(ForecastError):
+    """A pipeline file that cannot be run as written."""
+
+
+@dataclass
+class ModelSpec:
+    label: str
+    model: str
+    params: dict = field(default_factory=dict)
+
+
+@dataclass
+class Pipeline:
+    file: Path
+    name: str
+    data: dict
+    horizon: int | None
+    folds: int
+    step: int | None
+    refit: bool
+    metric: str
+    models: list[ModelSpec]
+
+
+def _mapping(value, where: str, file: Path, keys: tuple[str, ...]) -> dict:
+    if not isinstance(value, dict):
+        raise PipelineError(f"{file}: {where} must be a mapping with keys {', '.join(keys)}")
+    unknown = [k for k in value if k not in keys]
+    if unknown:
+        raise PipelineError(f"{file}: unknown key(s) {', '.join(map(str, unknown))} in {where}; "
+                            f"valid keys: {', '.join(keys)}")
+    return value
+
+
+def _positive(value, where: str, file: Path, optional: bool = True):
+    if value is None and optional:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise PipelineError(f"{file}: {where} must be a positive whole number, not {value!r}")
+    return value
+
+
+def load_pipeline(path) -> Pipeline:
+    """Read and check a pipeline file completely, before anything is trained."""
+    file = Path(path)
+    if not file.is_file():
+        raise PipelineError(f"{file}: no such pipeline file")
+    try:
+        doc = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise PipelineError(f"{file}: not valid YAML{where}; check the indentation and quoting") from None
+    doc = _mapping(doc, "the file", file, TOP_KEYS)
+    for required in ("data", "models"):
+        if required not in doc:
+            raise PipelineError(f"{file}: missing '{required}'")
+    data = dict(_mapping(doc["data"], "data", file, DATA_KEYS))
+    if "path" not in data:
+        raise PipelineError(f"{file}: data needs a 'path' (relative to the pipeline file)")
+    for key in ("path", "test"):
+        if key in data:
+            resolved = (file.parent / str(data[key])).resolve()
+            if not resolved.is_file():
+                raise PipelineError(f"{file}: data {key} '{data[key]}' not found (looked for {resolved})")
+            data[key] = resolved
+    backtest = _mapping(doc.get("backtest") or {}, "backtest", file, BACKTEST_KEYS)
+    metric = doc.get("metric", "smape")
+    if metric not in METRICS:
+        raise PipelineError(f"{file}: metric '{metric}' is not one of {', '.join(METRICS)}")
+    if not isinstance(doc["models"], list) or not doc["models"]:
+        raise PipelineError(f"{file}: models must be a non-empty list of {{model: NAME, label: ..., params: {{...}}}}")
+    models = []
+    for i, entry in enumerate(doc["models"], start=1):
+        if isinstance(entry, str):
+            entry = {"model": entry}
+        entry = _mapping(entry, f"models[{i}]", file, MODEL_KEYS)
+        name = entry.get("model")
+        if name not in registry.MODELS:
+            raise PipelineError(f"{file}: models[{i}]: unknown model {name!r}; "
+                                f"choose one of {', '.join(registry.MODELS)}")
+        params = entry.get("params") or {}
+        if not isinstance(params, dict):
+            raise PipelineError(f"{file}: models[{i}].params must be a mapping of hyperparameters")
+        try:
+            registry.create(name, **params)
+        except ForecastError as exc:
+            raise PipelineError(f"{file}: models[{i}] ({name}): {exc}") from None
+        except TypeError as exc:
+            raise PipelineError(f"{file}: models[{i}] ({name}): bad params ({exc})") from None
+        models.append(ModelSpec(label=str(entry.get("label") or name), model=name, params=params))
+    labels = [m.label for m in models]
+    duplicated = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicated:
+        raise PipelineError(f"{file}: label(s) {', '.join(duplicated)} used twice; give each model its own label")
+    return Pipeline(file=file, name=str(doc.get("name") or file.stem), data=data,
+                    horizon=_positive(doc.get("horizon"), "horizon", file),
+                    folds=_positive(backtest.get("folds", 1), "backtest.folds", file, optional=False),
+                    step=_positive(backtest.get("step"), "backtest.step", file),
+                    refit=bool(backtest.get("refit", True)), metric=metric, models=models)
+
+
+def select(pipeline: Pipeline, only: str | None) -> list[ModelSpec]:
+    """The models named in `only` (labels or model names, comma-separated), or all of them."""
+    if not only:
+        return pipeline.models
+    wanted = [w.strip() for w in only.split(",") if w.strip()]
+    chosen = [m for m in pipeline.models if m.label in wanted or m.model in wanted]
+    missing = [w for w in wanted if not any(w in (m.label, m.model) for m in pipeline.models)]
+    if missing:
+        raise PipelineError(f"{pipeline.file}: --models {', '.join(missing)} not in the pipeline; "
+                            f"it has {', '.join(m.label for m in pipeline.models)}")
+    return chosen
+
+
+def plan(pipeline: Pipeline, models: list[ModelSpec]) -> list[str]:
+    """What a run would do, one line per model (for --dry-run)."""
+    data = pipeline.data
+    origin = f"official split, test {data['test'].name}" if "test" in data else \
+        f"{pipeline.folds} fold(s), step {pipeline.step or 'one horizon'}"
+    lines = [f"pipeline '{pipeline.name}': {data['path'].name}, horizon {pipeline.horizon or 'default'}, {origin}, "
+             f"ranked by {pipeline.metric}"]
+    lines += [f"  {m.label}: {m.model} {m.params or ''}".rstrip() for m in models]
+    return lines
+
+
+@dataclass
+class PipelineResult:
+    run_id: str
+    experiment: str
+    leaderboard: pd.DataFrame
+    failures: dict  # label -> error message
+
+
+def run_pipeline(path, only: str | None = None, tracking_uri: str | None = None, echo=print) -> PipelineResult:
+    """Backtest every model of the pipeline as a child run of one parent run; rank them in a leaderboard."""
+    from forecast import api, plots, report, tracking
+
+    pipeline = load_pipeline(path)
+    models = select(pipeline, only)
+    columns = {k: pipeline.data.get(k) for k in ("id_col", "time_col", "target_col", "freq", "season")}
+    data = api.load(pipeline.data["path"], **columns)
+    test = None
+    if "test" in pipeline.data:
+        test = api.load(pipeline.data["test"], **{**columns, "id_col": data.columns.id_col,
+                                                  "time_col": data.columns.time_col,
+                                                  "target_col": data.columns.target_col, "freq": data.freq.alias})
+    rows, holdouts, failures = [], {}, {}
+    with tracking.parent_run(pipeline.name, run_name=pipeline.name, uri=tracking_uri) as parent:
+        parent.log_params({"pipeline": str(pipeline.file), "models": ",".join(m.label for m in models),
+                           "metric": pipeline.metric, "folds": pipeline.folds, "step": pipeline.step,
+                           **api.data_params(data, pipeline.horizon)})
+        for spec in models:
+            echo(f"{spec.label} ({spec.model}) ...")
+            try:
+                result = api.backtest(pipeline.data["path"], spec.model, pipeline.horizon, folds=pipeline.folds,
+                                      step=pipeline.step, refit=pipeline.refit, experiment=pipeline.name,
+                                      tracking_uri=tracking_uri, run_name=spec.label, parent_run_id=parent.run_id,
+                                      data=data, test=test, **spec.params)
+            except Exception as exc:  # one failing model must not stop the others; its run is already FAILED
+                failures[spec.label] = tracking.error_message(exc)
+                echo(f"  FAILED: {failures[spec.label]}")
+                rows.append({"label": spec.label, "model": spec.model, "status": "FAILED"})
+                continue
+            holdouts[spec.label] = result.forecast
+            row = {"label": spec.label, "model": spec.model, "status": "FINISHED", **result.metrics}
+            if len(result.fold_metrics) > 1:
+                row.update({f"{k}_std": pd.Series([m[k] for m in result.fold_metrics]).std(ddof=0) for k in METRICS})
+            rows.append({**row, "train_seconds": result.train_seconds, "run_id": result.run_id})
+            echo(f"  {pipeline.metric} {result.metrics[pipeline.metric]:.4g}  ({result.train_seconds:.1f} s)")
+        board = leaderboard(rows, pipeline.metric)
+        parent.log_frame(board, "leaderboard.csv")
+        parent.log_text(report.render(report.with_spread(board), "markdown"), "leaderboard.md")
+        if holdouts:
+            figure = plots.leaderboard_figure(holdouts, data.df, f"{pipeline.name}: holdout forecasts")
+            parent.log_figure(figure, "leaderboard.png")
+            plots.close(figure)
+            best = board[board["status"] == "FINISHED"].iloc[0]
+            parent.log_metrics({f"best_{pipeline.metric}": best[pipeline.metric]})
+            parent.set_tags({"best_model": best["label"], "best_run_id": best["run_id"]})
+        if failures:
+            parent.set_tags({"failed_models": ",".join(failures)})
+    return PipelineResult(run_id=parent.run_id, experiment=pipeline.name, leaderboard=board, failures=failures)
+
+
+def leaderboard(rows: list[dict], metric: str) -> pd.DataFrame:
+    """Finished runs ranked by `metric` (then failed ones), with a rank column."""
+    board = pd.DataFrame(rows)
+    for column in METRICS:
+        if column not in board:
+            board[column] = float("nan")
+    board = board.sort_values(metric, na_position="last", kind="stable").reset_index(drop=True)
+    board.insert(0, "rank", range(1, len(board) + 1))
+    return board
