@@ -22,7 +22,7 @@ from forecast.data import (
     read_csv,
     rolling_origins,
 )
-from forecast.errors import DataError, ModelError
+from forecast.errors import DataError, ModelError, TrainingDiverged
 from forecast.metrics import evaluate
 
 METRICS = ("mae", "rmse", "smape", "mase")
@@ -39,6 +39,8 @@ class TrainResult:
     train_seconds: float
     forecast: pd.DataFrame  # the holdout forecasts of every fold (fold, unique_id, ds, y, yhat)
     fold_metrics: list[dict] = field(default_factory=list)
+    gradient_flow: pd.DataFrame | None = None  # the nets: gradient norm by lag per measured epoch
+    gradient_summary: dict = field(default_factory=dict)  # grad_ratio_last_first, grad_half_life
 
 
 def data_params(data: Dataset, h: int) -> dict:
@@ -117,7 +119,13 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
                 model_params(forecaster, h, data.freq.season)
                 last = fold == len(cuts) or (neural and not refit)
                 start = time.perf_counter()
-                forecaster.fit(fit_part, data.freq, h, on_epoch=_epoch_logger(run, on_epoch) if last else on_epoch)
+                try:
+                    forecaster.fit(fit_part, data.freq, h,
+                                   on_epoch=_epoch_logger(run, on_epoch) if last else on_epoch)
+                except TrainingDiverged as exc:
+                    if exc.best_epoch:  # the net holds the best weights seen before it diverged: keep them
+                        _log_model(run, forecaster, data, fit_part, h, register)
+                    raise
                 seconds += time.perf_counter() - start
             forecast = forecaster.predict(h, fit_part)
             scores = evaluate(fit_part, test_part, forecast, data.freq.season)
@@ -133,6 +141,15 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
             run.log_params(details)
         if table is not None:
             run.log_frame(table, "ar_lags.csv" if model == "ar" else f"{model}_details.csv")
+        flow = forecaster.gradient_flow() if hasattr(forecaster, "gradient_flow") else None
+        frame, summary = None, {}
+        if flow is not None:
+            summary, frame = flow
+            run.log_metrics(summary)
+            run.log_frame(frame, "gradient_flow.csv")
+            figure = plots.gradient_flow_figure({run_name or model: frame}, f"{run_name or model}: gradient by lag")
+            run.log_figure(figure, "gradient_flow.png")
+            plots.close(figure)
         holdout = pd.concat(holdouts, ignore_index=True)[["fold", ID, TIME, TARGET, "yhat"]]
         run.log_frame(holdout, "holdout_forecasts.csv")
         fit_part, test_part = cuts[-1]
@@ -140,21 +157,60 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
                                        f"{run_name or model} on {Path(path).name}, horizon {h}")
         run.log_figure(figure, "forecast.png")
         plots.close(figure)
-        with tempfile.TemporaryDirectory() as tmp:
-            model_dir = forecaster.save(Path(tmp) / "forecaster", extra={"columns": asdict(data.columns)})
-            example = fit_part[fit_part[ID] == fit_part[ID].iloc[0]].tail(100).reset_index(drop=True)
-            model_uri = run.log_model(model_dir, example, forecaster.predict(h, example), h, register=register)
+        model_uri = _log_model(run, forecaster, data, fit_part, h, register)
     return TrainResult(run_id=run.run_id, experiment=experiment, model=model, model_uri=model_uri, horizon=h,
-                       metrics=metrics, train_seconds=seconds, forecast=holdout, fold_metrics=fold_metrics)
+                       metrics=metrics, train_seconds=seconds, forecast=holdout, fold_metrics=fold_metrics,
+                       gradient_flow=frame, gradient_summary=summary)
+
+
+def _log_model(run, forecaster, data: Dataset, history: pd.DataFrame, h: int, register: str | None) -> str:
+    """Save the fitted model and log it to the run as an MLflow pyfunc model; returns its models:/ URI."""
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = forecaster.save(Path(tmp) / "forecaster", extra={"columns": asdict(data.columns)})
+        example = history[history[ID] == history[ID].iloc[0]].tail(100).reset_index(drop=True)
+        return run.log_model(model_dir, example, forecaster.predict(h, example), h, register=register)
 
 
 def _epoch_logger(run, on_epoch):
-    def log_epoch(epoch, train_loss, val_loss):
-        run.log_epoch(epoch, train_loss, val_loss)
+    def log_epoch(epoch, metrics):
+        run.log_metrics(metrics, step=epoch)
         if on_epoch is not None:
-            on_epoch(epoch, train_loss, val_loss)
+            on_epoch(epoch, metrics)
 
     return log_epoch
+
+
+def diagnose(path, models: tuple[str, ...] = ("rnn", "lstm", "gru"), horizon: int | None = None, *,
+             experiment: str | None = None, tracking_uri: str | None = None, output=None, echo=print,
+             **options) -> tuple[str, dict[str, TrainResult]]:
+    """Train each recurrent model briefly on the same data (child runs of one parent run) and plot their gradient
+    flow by lag in one picture, logged to the parent run and written to `output` when given."""
+    from forecast import plots, tracking
+
+    unknown = [m for m in models if m not in registry.NEURAL]
+    if unknown:
+        raise ModelError(f"--models {', '.join(unknown)}: diagnose compares the nets ({', '.join(registry.NEURAL)})")
+    columns = {k: options.pop(k, None) for k in ("id_col", "time_col", "target_col", "freq", "season")}
+    data = load(path, **columns)
+    experiment = experiment or Path(path).stem
+    results = {}
+    with tracking.parent_run(experiment, run_name="diagnose", uri=tracking_uri) as parent:
+        parent.log_params({"models": ",".join(models), **{k: v for k, v in options.items() if v is not None}})
+        for name in models:
+            echo(f"{name} ...")
+            results[name] = backtest(path, name, horizon, experiment=experiment, tracking_uri=tracking_uri,
+                                     parent_run_id=parent.run_id, data=data, **options)
+            summary = results[name].gradient_summary
+            parent.log_metrics({f"{name}_{k}": v for k, v in summary.items()})
+            echo(f"  grad_ratio_last_first {summary['grad_ratio_last_first']:.3g}  half-life "
+                 f"{summary['grad_half_life']:g} steps  smape {results[name].metrics['smape']:.4g}")
+        figure = plots.gradient_flow_figure({n: r.gradient_flow for n, r in results.items()},
+                                            f"gradient reaching each lag, {Path(path).name}", curve="end")
+        parent.log_figure(figure, "gradient_flow_comparison.png")
+        if output:
+            figure.savefig(output, dpi=120)
+        plots.close(figure)
+    return parent.run_id, results
 
 
 def predict(model_uri: str, path, horizon: int | None = None, *, id_col=None, time_col=None, target_col=None,

@@ -91,6 +91,8 @@ def model_options(f):
         click.option("--patience", type=int, help="Epochs without improvement before stopping [default: 10]."),
         click.option("--heads", type=int, help="Attention heads of the transformer [default: 4]."),
         click.option("--device", help="cpu, cuda or cuda:N [default: cuda when present, else cpu]."),
+        click.option("--diagnostics/--no-diagnostics", default=None,
+                     help="Measure the gradient flow by lag during training [default: on]."),
         click.option("--lags", type=int, help="AR order τ [default: chosen per series by AIC]."),
         click.option("--max-lags", type=int, help="Largest τ the AR order search tries."),
         click.option("--experiment", help="MLflow experiment [default: the CSV's name without extension]."),
@@ -111,11 +113,11 @@ def fit_with_progress(fit, model: str, hyper: dict, quiet: bool):
             return fit(on_epoch=None)
         task = bar.add_task(f"training {model}", total=epochs)
 
-        def on_epoch(epoch, train_loss, val_loss):
+        def on_epoch(epoch, metrics):
             if epoch == 1:
                 bar.reset(task, total=epochs)
-            bar.update(task, completed=epoch,
-                       description=f"{model} epoch {epoch}  train {train_loss:.4f}  val {val_loss:.4f}")
+            bar.update(task, completed=epoch, description=f"{model} epoch {epoch}  train {metrics['train_loss']:.4f}"
+                                                          f"  val {metrics['val_loss']:.4f}")
 
         return fit(on_epoch=on_epoch)
 
@@ -171,6 +173,43 @@ def backtest(csv, model, horizon, quiet, folds, step, no_refit, **options):
     for fold, scores in enumerate(result.fold_metrics, start=1):
         click.echo(f"fold {fold}: " + "  ".join(f"{n} {scores[n]:.4g}" for n in names))
     echo_result(result, csv)
+
+
+@main.command()
+@click.argument("csv", type=click.Path(dir_okay=False))
+@click.option("--models", default="rnn,lstm,gru", show_default=True, help="Nets to compare, comma-separated.")
+@click.option("--horizon", "-H", type=int, help="Steps held out and forecast [default: one season].")
+@data_options
+@click.option("--lookback", type=int, help="Window the gradient is traced back through [default: 2 x horizon].")
+@click.option("--hidden-size", type=int, help="Hidden units [default: 64].")
+@click.option("--epochs", default=20, show_default=True, type=int, help="Maximum epochs (a brief training).")
+@click.option("--tbptt", type=int, help="Truncate backpropagation through time to the last K steps.")
+@click.option("--seed", type=int, help="Random seed [default: 1].")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the comparison plot (PNG) here.")
+@click.option("--experiment", help="MLflow experiment [default: the CSV's name without extension].")
+@tracking_option
+def diagnose(csv, models, horizon, output, **options):
+    """Train the recurrent nets briefly and plot how much gradient reaches each step of the past.
+
+    One picture of ‖∂L/∂h_{T−k}‖ by lag k for every model, logged to a parent run (its children are the models'
+    runs) and, with --output, written as PNG.
+
+    \b
+    Example:
+        forecast diagnose data/air_passengers.csv --models rnn,lstm,gru --lookback 48 -o gradient_flow.png
+    """
+    from forecast import api
+
+    options = {k: v for k, v in options.items() if v is not None}
+    names = tuple(m.strip() for m in models.split(",") if m.strip())
+    run_id, results = api.diagnose(csv, names, horizon, output=output, echo=lambda line: click.echo(line, err=True),
+                                   **options)
+    click.echo(f"{'model':<12}{'grad_ratio_last_first':>24}{'half_life':>12}{'smape':>10}")
+    for name, result in results.items():
+        summary = result.gradient_summary
+        click.echo(f"{name:<12}{summary['grad_ratio_last_first']:>24.3g}{summary['grad_half_life']:>12g}"
+                   f"{result.metrics['smape']:>10.4g}")
+    click.echo(f"parent run {run_id}" + (f"; plot written to {output}" if output else ""))
 
 
 @main.command(name="run")

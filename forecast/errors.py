@@ -15,3 +15,13 @@ class ModelError(ForecastError):
 
 class TrackingError(ForecastError):
     """The MLflow store or a model URI cannot be reached or read."""
+
+
+class TrainingDiverged(ModelError):
+    """The loss or the gradient became NaN or infinite; the net keeps the best weights seen before."""
+
+    def __init__(self, epoch: int, loss: float, grad_norm: float):
+        self.epoch = epoch
+        self.best_epoch = 0  # set by the training loop: the epoch whose weights the net holds (0: none)
+        super().__init__(f"training diverged at epoch {epoch} (loss {loss:.4g}, gradient norm {grad_norm:.4g}); "
+                         "set --clip (e.g. 1) or a smaller --lr")

@@ -57,3 +57,31 @@ def leaderboard_figure(holdouts: dict, history: pd.DataFrame, title: str, max_se
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def gradient_flow_figure(flows: dict, title: str, curve: str | None = None):
+    """Gradient norm by lag on a log scale. One panel per model, one line per measured epoch; or, with
+    `curve="end"`, one line per model on a single panel (its last measurement) for comparison."""
+    if curve == "end":
+        fig, ax = plt.subplots(figsize=(8, 4.2))
+        for label, frame in flows.items():
+            last = frame[frame["epoch"] == frame["epoch"].iloc[-1]]
+            ax.semilogy(last["lag"], last["grad_norm"].clip(lower=1e-12), lw=1.8, label=label)
+        _gradient_axes(ax, title)
+        fig.tight_layout()
+        return fig
+    fig, axes = plt.subplots(1, len(flows), figsize=(6 * len(flows), 4.2), squeeze=False)
+    for ax, (label, frame) in zip(axes[0], flows.items()):
+        for epoch, part in frame.groupby("epoch", sort=False):
+            ax.semilogy(part["lag"], part["grad_norm"].clip(lower=1e-12), lw=1.4, label=str(epoch))
+        _gradient_axes(ax, f"{title}" if len(flows) == 1 else label)
+    fig.tight_layout()
+    return fig
+
+
+def _gradient_axes(ax, title: str) -> None:
+    ax.set_xlabel("lag k (steps before the end of the window)")
+    ax.set_ylabel("‖∂L/∂h_{T−k}‖ (mean over the probe batch)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)

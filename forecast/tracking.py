@@ -92,9 +92,6 @@ class Run:
         finite = [Metric(k, float(v), now, step or 0) for k, v in metrics.items() if v is not None and pd.notna(v)]
         self.client.log_batch(self.run_id, metrics=finite)
 
-    def log_epoch(self, epoch: int, train_loss: float, val_loss: float) -> None:
-        self.log_metrics({"train_loss": train_loss, "val_loss": val_loss}, step=epoch)
-
     def log_frame(self, frame: pd.DataFrame, name: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / name

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from forecast.errors import ModelError
+from forecast.errors import ModelError, TrainingDiverged
 
-EpochCallback = Callable[[int, float, float], None]
+EpochCallback = Callable[[int, dict], None]
 
 
 @dataclass
@@ -84,8 +84,9 @@ def fit_network(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple
                 cfg: TrainConfig, on_epoch: EpochCallback | None = None) -> History:
     """Train `net` (inputs (B, L) -> forecasts (B, h)) with MAE loss; keep the weights of the best validation epoch.
 
-    `on_epoch(epoch, train_loss, val_loss)` is called after every epoch; the weights are left at the best epoch's
-    even when training is interrupted.
+    `on_epoch(epoch, metrics)` is called after every epoch with train_loss, val_loss and the gradient norm before
+    clipping (grad_norm_mean, grad_norm_max, clipped_fraction). The weights are left at the best epoch's, also
+    when training stops early, diverges (TrainingDiverged) or is interrupted.
     """
     device = resolve_device(cfg.device)
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -98,41 +99,45 @@ def fit_network(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple
     loss_fn = nn.L1Loss()
     history = History()
     best_state, best_val, stale = copy.deepcopy(net.state_dict()), float("inf"), 0
+    max_norm = cfg.clip if cfg.clip else float("inf")
     start, epoch = time.perf_counter(), 0
     try:
         batches = BatchSampler(len(x_train), cfg.batch_size, cfg.steps_per_epoch, generator)
         for epoch in range(1, cfg.epochs + 1):
             net.train()
-            total, seen = 0.0, 0
+            total, seen, norms = 0.0, 0, []
             for idx in batches.epoch():
                 idx = idx.to(device)
                 loss = loss_fn(net(x_train[idx], tbptt=cfg.tbptt), y_train[idx])
-                if not torch.isfinite(loss):
-                    raise ModelError(f"training diverged at epoch {epoch} (loss {loss.item():.4g}); "
-                                     "lower --lr or set --clip")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                if cfg.clip:
-                    nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
+                norm = nn.utils.clip_grad_norm_(net.parameters(), max_norm)  # the norm before clipping
+                if not (torch.isfinite(loss) and torch.isfinite(norm)):
+                    raise TrainingDiverged(epoch, loss.item(), norm.item())
                 optimizer.step()
+                norms.append(norm.item())
                 total += loss.item() * len(idx)
                 seen += len(idx)
-            train_loss = total / seen
-            val_loss = evaluate_loss(net, x_val, y_val, loss_fn, 4 * cfg.batch_size)
-            history.train_loss.append(train_loss)
-            history.val_loss.append(val_loss)
-            if not (np.isfinite(train_loss) and np.isfinite(val_loss)):
-                raise ModelError(f"training diverged at epoch {epoch} (train loss {train_loss:.4g}, validation loss "
-                                 f"{val_loss:.4g}); lower --lr or set --clip")
-            if val_loss < best_val:
-                best_val, stale, history.best_epoch = val_loss, 0, epoch
+            metrics = {"train_loss": total / seen,
+                       "val_loss": evaluate_loss(net, x_val, y_val, loss_fn, 4 * cfg.batch_size),
+                       "grad_norm_mean": float(np.mean(norms)), "grad_norm_max": float(np.max(norms)),
+                       "clipped_fraction": float(np.mean(np.asarray(norms) > max_norm))}
+            history.train_loss.append(metrics["train_loss"])
+            history.val_loss.append(metrics["val_loss"])
+            if not np.isfinite(metrics["val_loss"]):
+                raise TrainingDiverged(epoch, metrics["val_loss"], float("nan"))
+            if metrics["val_loss"] < best_val:
+                best_val, stale, history.best_epoch = metrics["val_loss"], 0, epoch
                 best_state = copy.deepcopy(net.state_dict())
             else:
                 stale += 1
             if on_epoch is not None:
-                on_epoch(epoch, train_loss, val_loss)
+                on_epoch(epoch, metrics)
             if stale >= cfg.patience:
                 break
+    except TrainingDiverged as exc:
+        exc.best_epoch = history.best_epoch
+        raise
     except RuntimeError as exc:  # torch's own failures mid-training (overflow, out of memory) as one line
         raise ModelError(f"training failed at epoch {epoch}: {str(exc).splitlines()[0]}; "
                          "lower --lr, --batch-size or --hidden-size") from None

@@ -121,11 +121,11 @@ def test_a_diverging_run_ends_failed_with_its_error_and_nothing_else_changes(air
     status = {r.info.run_name: r.info.status for r in runs}
     assert status == {"naive": "FINISHED", "rnn": "FAILED"}
     failed = [r for r in runs if r.info.run_name == "rnn"][0]
-    assert failed.data.tags["error"].startswith("ModelError: training diverged at epoch")
+    assert failed.data.tags["error"].startswith("TrainingDiverged: training diverged at epoch")
 
 
 def test_an_interrupted_run_ends_killed(air_csv):
-    def interrupt(epoch, train_loss, val_loss):
+    def interrupt(epoch, metrics):
         if epoch == 2:
             raise KeyboardInterrupt
 

@@ -128,7 +128,7 @@ def test_a_failing_model_is_recorded_and_the_others_finish(m3_csv, tmp_path):
     yaml_file = write(tmp_path, "tiny.yaml", text)
     result = CliRunner().invoke(main, ["run", str(yaml_file)])
     assert result.exit_code == 1
-    assert "Error: 1 of 4 models failed: exploding: ModelError: training diverged at epoch" in result.output
+    assert "Error: 1 of 4 models failed: exploding: TrainingDiverged: training diverged at epoch" in result.output
     client = MlflowClient()
     runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
     status = {r.info.run_name: r.info.status for r in runs}

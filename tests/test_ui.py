@@ -10,7 +10,7 @@ import time
 import urllib.error
 import urllib.request
 
-from forecast import api
+from forecast.pipeline import run_pipeline
 
 
 def free_port() -> int:
@@ -26,8 +26,11 @@ def call(url: str, body: dict | None = None):
         return json.loads(response.read())
 
 
-def test_ui_serves_the_runs_of_the_store(air_csv, store):
-    trained = api.train(air_csv, "naive")
+def test_ui_serves_a_pipeline_parent_and_its_children(air_csv, store, tmp_path):
+    pipeline = tmp_path / "air.yaml"
+    pipeline.write_text(f"name: air\ndata: {{path: {air_csv}}}\nbacktest: {{folds: 2}}\n"
+                        "models: [naive, seasonal-naive]\n")
+    result = run_pipeline(pipeline, echo=lambda line: None)
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "forecast", "ui", "--port", str(port)],
                               env={**os.environ, "MLFLOW_TRACKING_URI": store}, start_new_session=True,
@@ -38,13 +41,19 @@ def test_ui_serves_the_runs_of_the_store(air_csv, store):
         while time.monotonic() < deadline and found is None:
             assert server.poll() is None, server.stderr.read().decode()[-2000:]
             try:
-                found = call(f"{base}/experiments/get-by-name?experiment_name=air_passengers")
+                found = call(f"{base}/experiments/get-by-name?experiment_name=air")
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(0.5)
         assert found is not None, "the UI did not answer within 90 s"
         runs = call(f"{base}/runs/search", {"experiment_ids": [found["experiment"]["experiment_id"]]})["runs"]
-        assert [r["info"]["run_id"] for r in runs] == [trained.run_id]
-        assert runs[0]["info"]["status"] == "FINISHED"
+        tags = {r["info"]["run_name"]: {t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in runs}
+        assert set(tags) == {"air", "naive", "seasonal-naive"}
+        assert "mlflow.parentRunId" not in tags["air"]
+        assert tags["naive"]["mlflow.parentRunId"] == tags["seasonal-naive"]["mlflow.parentRunId"] == result.run_id
+        assert all(r["info"]["status"] == "FINISHED" for r in runs)
+        board = urllib.request.urlopen(f"http://127.0.0.1:{port}/get-artifact?path=leaderboard.csv"
+                                       f"&run_uuid={result.run_id}", timeout=5).read().decode()
+        assert board.splitlines()[0].startswith("rank,label,model,status")
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

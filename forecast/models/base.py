@@ -44,7 +44,7 @@ class Forecaster:
         self.config = config if config is not None else build_config(self.Config, params, self.name)
 
     def fit(self, df: pd.DataFrame, freq: Frequency, h: int, on_epoch=None) -> Forecaster:
-        """Fit on the long frame `df` to forecast `h` steps; `on_epoch(epoch, train_loss, val_loss)` for the nets."""
+        """Fit on the long frame `df` to forecast `h` steps; `on_epoch(epoch, metrics)` for the nets."""
         self.freq_ = freq
         self.on_epoch_ = on_epoch
         self.h_ = int(h)

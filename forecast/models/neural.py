@@ -11,9 +11,11 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
+from forecast.diagnostics import GradientProbe
 from forecast.errors import ModelError
 from forecast.models.base import Forecaster
 from forecast.training import History, TrainConfig, fit_network, resolve_device
@@ -38,6 +40,7 @@ class NeuralConfig:
     patience: int = 10
     seed: int = 1
     device: str = "auto"
+    diagnostics: bool = True  # measure the gradient flow by lag (one extra backward pass per measured epoch)
 
     def __post_init__(self):
         positive = ("hidden_size", "layers", "heads", "epochs", "batch_size", "patience")
@@ -89,6 +92,21 @@ class RecurrentNet(nn.Module):
         else:
             out, _ = self.rnn(x)  # (B, L, H)
         return self.head(out[:, -1]) + level  # (B, h)
+
+    def unrolled(self, x: torch.Tensor, tbptt: int | None = None) -> tuple[torch.Tensor, list]:
+        """The same forecast as `forward`, one time step at a time, with every hidden state H_t (layers, B, H)
+        that the next step reads, so that ∂L/∂H_t can be asked for; truncated where `forward` truncates."""
+        level = x[:, -1:]  # (B, 1)
+        z = (x - level).unsqueeze(-1)  # (B, L, 1)
+        steps = z.shape[1]
+        cut = steps - tbptt if tbptt and tbptt < steps else 0
+        state, states = None, []
+        for t in range(steps):
+            if t == cut and state is not None:
+                state = _detach(state)
+            _, state = self.rnn(z[:, t:t + 1], state)
+            states.append(state[0] if isinstance(state, tuple) else state)  # (layers, B, H)
+        return self.head(states[-1][-1]) + level, states  # the top layer's H_T, as out[:, -1] in forward
 
 
 class TransformerNet(nn.Module):
@@ -144,10 +162,27 @@ class NeuralForecaster(Forecaster):
                              f"the horizon ({h}) to hold out a validation window; use a shorter --horizon")
         scaled = Scaler.fit(series).transform(series)
         train, val = split_windows(scaled, self.lookback_, h)
-        self.net_ = self._build(self.lookback_, h)
-        self.history_loss_: History = fit_network(self.net_, train, val, self.config.train_config(),
-                                                  self.on_epoch_)
         self.n_windows_ = len(train[0])
+        self.net_ = self._build(self.lookback_, h)
+        self.probe_ = self._probe(train) if self.config.diagnostics else None
+
+        def on_epoch(epoch, metrics):
+            if self.probe_ is not None and self.probe_.due(epoch):
+                self.probe_.measure(f"epoch {epoch}")
+            if self.on_epoch_ is not None:
+                self.on_epoch_(epoch, metrics)
+
+        self.history_loss_: History = fit_network(self.net_, train, val, self.config.train_config(), on_epoch)
+        if self.probe_ is not None:
+            self.probe_.measure(f"end (best epoch {self.history_loss_.best_epoch})")
+
+    def _probe(self, train) -> GradientProbe:
+        """A gradient-flow probe on a fixed batch of training windows."""
+        device = resolve_device(self.config.device)
+        pick = torch.randperm(len(train[0]), generator=torch.Generator().manual_seed(self.config.seed))[:256]
+        x = torch.as_tensor(train[0][pick.numpy()], device=device)  # (P, L)
+        y = torch.as_tensor(train[1][pick.numpy()], device=device)  # (P, h)
+        return GradientProbe(self.net_, x, y, self.config.tbptt)
 
     @torch.no_grad()
     def _forecast(self, ids, series, h):
@@ -167,6 +202,13 @@ class NeuralForecaster(Forecaster):
         hist = self.history_loss_
         return {"lookback_used": self.lookback_, "best_epoch": hist.best_epoch, "epochs_run": len(hist.train_loss),
                 "train_windows": self.n_windows_}, None
+
+    def gradient_flow(self) -> tuple[dict, pd.DataFrame] | None:
+        """(grad_ratio_last_first and grad_half_life, the gradient norm by lag per measured epoch), if measured."""
+        probe = getattr(self, "probe_", None)
+        if probe is None or not probe.rows:
+            return None
+        return probe.summary(), probe.frame()
 
     def _state(self, path: Path):
         torch.save({k: v.cpu() for k, v in self.net_.state_dict().items()}, path / WEIGHTS_FILE)
