@@ -61,8 +61,20 @@ def model_params(model, h: int, season: int) -> dict:
     return params
 
 
-def load(path, *, id_col=None, time_col=None, target_col=None, freq=None, season=None) -> Dataset:
-    return dataset_from_frame(read_csv(path), path, id_col, time_col, target_col, freq, season)
+DATA_OPTIONS = ("id_col", "time_col", "target_col", "freq", "season", "fill", "aggregate")
+
+
+def load(path, *, id_col=None, time_col=None, target_col=None, freq=None, season=None, fill=None,
+         aggregate=None) -> Dataset:
+    """The CSV at `path` as a validated Dataset (see forecast.data.load_series)."""
+    return dataset_from_frame(read_csv(path), path, id_col, time_col, target_col, freq, season, fill or "error",
+                              aggregate)
+
+
+def split_options(options: dict) -> tuple[dict, dict]:
+    """(the data options, the rest) of a dict of keyword options."""
+    data = {k: v for k, v in options.items() if k in DATA_OPTIONS}
+    return data, {k: v for k, v in options.items() if k not in DATA_OPTIONS}
 
 
 def train(path, model: str = "gru", horizon: int | None = None, **options) -> TrainResult:
@@ -71,8 +83,7 @@ def train(path, model: str = "gru", horizon: int | None = None, **options) -> Tr
 
 
 def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int = 1, step: int | None = None,
-             refit: bool = True, test_path=None, id_col=None, time_col=None, target_col=None, freq: str | None = None,
-             season: int | None = None, experiment: str | None = None, tracking_uri: str | None = None,
+             refit: bool = True, test_path=None, experiment: str | None = None, tracking_uri: str | None = None,
              register: str | None = None, run_name: str | None = None, parent_run_id: str | None = None,
              data: Dataset | None = None, test: Dataset | None = None, on_epoch=None, **hyper) -> TrainResult:
     """Rolling-origin evaluation: for each of the last `folds` origins, `step` apart, fit on everything before it
@@ -82,10 +93,11 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
     """
     from forecast import plots, tracking
 
-    columns = {"id_col": id_col, "time_col": time_col, "target_col": target_col, "freq": freq, "season": season}
+    columns, hyper = split_options(hyper)
     data = data or load(path, **columns)
     if test_path is not None and test is None:
-        test = load(test_path, **{**asdict(data.columns), "freq": data.freq.alias, "season": data.freq.season})
+        test = load(test_path, **{**columns, **asdict(data.columns), "freq": data.freq.alias,
+                                  "season": data.freq.season})
     h = int(horizon) if horizon else (int(test.lengths().max()) if test is not None
                                       else default_horizon(data.lengths(), data.freq.season))
     if h < 1:
@@ -190,7 +202,7 @@ def diagnose(path, models: tuple[str, ...] = ("rnn", "lstm", "gru"), horizon: in
     unknown = [m for m in models if m not in registry.NEURAL]
     if unknown:
         raise ModelError(f"--models {', '.join(unknown)}: diagnose compares the nets ({', '.join(registry.NEURAL)})")
-    columns = {k: options.pop(k, None) for k in ("id_col", "time_col", "target_col", "freq", "season")}
+    columns, options = split_options(options)
     data = load(path, **columns)
     experiment = experiment or Path(path).stem
     results = {}
@@ -214,7 +226,8 @@ def diagnose(path, models: tuple[str, ...] = ("rnn", "lstm", "gru"), horizon: in
 
 
 def predict(model_uri: str, path, horizon: int | None = None, *, id_col=None, time_col=None, target_col=None,
-            freq: str | None = None, tracking_uri: str | None = None) -> pd.DataFrame:
+            freq: str | None = None, fill: str | None = None, aggregate: str | None = None,
+            tracking_uri: str | None = None) -> pd.DataFrame:
     """Forecast `horizon` steps past the end of every series in the CSV at `path` with a logged model."""
     from forecast import tracking
 
@@ -224,7 +237,8 @@ def predict(model_uri: str, path, horizon: int | None = None, *, id_col=None, ti
     trained = forecaster.meta_.get("columns", {})
     given = {"id_col": id_col, "time_col": time_col, "target_col": target_col}
     names = {key: given[key] or (trained.get(key) if trained.get(key) in raw.columns else None) for key in given}
-    data = dataset_from_frame(raw, path, freq=freq or forecaster.freq_.alias, **names)
+    data = dataset_from_frame(raw, path, freq=freq or forecaster.freq_.alias, fill=fill or "error",
+                              aggregate=aggregate, **names)
     if data.freq.alias != forecaster.freq_.alias:
         raise DataError(f"{path}: the data steps in {data.freq.alias or 'integers'} but the model was trained on "
                         f"{forecaster.freq_.alias or 'integer steps'}; give data at the model's frequency")

@@ -27,6 +27,10 @@ DATA_OPTIONS = [
     click.option("--time-col", help="Time column (default: detected: ds, or the one column of dates)."),
     click.option("--target", "target_col", help="Column to forecast (default: y, or the one numeric column)."),
     click.option("--freq", help="Pandas frequency alias (MS, QS, W, D, h, 30min); default: inferred."),
+    click.option("--fill", type=click.Choice(["error", "interpolate", "ffill", "zero"]),
+                 help="Gaps and missing values: refuse them (default) or fill them."),
+    click.option("--aggregate", type=click.Choice(["mean", "sum", "last"]),
+                 help="Duplicate time stamps in a series: refuse them (default) or aggregate them."),
 ]
 
 
@@ -247,7 +251,7 @@ def run_pipeline(pipeline_file, models, dry_run, tracking_uri):
 @data_options
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="CSV to write [default: standard output].")
 @tracking_option
-def predict(model_uri, csv, horizon, id_col, time_col, target_col, freq, output, tracking_uri):
+def predict(model_uri, csv, horizon, output, tracking_uri, **data_options):
     """Forecast HORIZON steps past the end of every series in CSV with a saved model.
 
     MODEL_URI is runs:/<run_id>/model, models:/<model_id>, models:/<name>/<version> or a local model folder.
@@ -259,8 +263,7 @@ def predict(model_uri, csv, horizon, id_col, time_col, target_col, freq, output,
     """
     from forecast import api
 
-    frame = api.predict(model_uri, csv, horizon, id_col=id_col, time_col=time_col, target_col=target_col,
-                        freq=freq, tracking_uri=tracking_uri)
+    frame = api.predict(model_uri, csv, horizon, tracking_uri=tracking_uri, **data_options)
     if output:
         frame.to_csv(output, index=False)
         click.echo(f"wrote {len(frame)} forecasts for {frame['unique_id'].nunique()} series to {output}", err=True)

@@ -97,7 +97,7 @@ def read_csv(path: str | Path) -> pd.DataFrame:
         raise DataError(f"{path}: no such file; check the path")
     sep = _sniff_delimiter(path)
     try:
-        raw = pd.read_csv(path, sep=sep, encoding="utf-8-sig", skipinitialspace=True)
+        raw = pd.read_csv(path, sep=sep, encoding="utf-8-sig", skipinitialspace=True, index_col=False)
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{path}: not a readable CSV ({first}); save it as UTF-8 CSV with a header row") from None
@@ -120,12 +120,16 @@ def _parse_dates(values: pd.Series) -> pd.Series | None:
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if pd.to_datetime(sample, errors="coerce", format="mixed").isna().mean() > 0.5:
+        if pd.to_datetime(sample, errors="coerce", format="mixed", utc=True).isna().mean() > 0.5:
             return None
         try:
             return pd.to_datetime(values, format="ISO8601")
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):
+            pass
+        try:
             return pd.to_datetime(values, errors="coerce", format="mixed")
+        except (ValueError, TypeError, OverflowError):  # mixed time zones: one common zone, UTC
+            return pd.to_datetime(values, errors="coerce", format="mixed", utc=True)
 
 
 def _is_numeric_like(values: pd.Series) -> bool:
@@ -217,12 +221,8 @@ def to_long(raw: pd.DataFrame, columns: Columns, path) -> pd.DataFrame:
         first = bad.idxmax()
         raise DataError(f"{path}: row {_row(first)}: '{raw[columns.target_col].iloc[first]}' in column "
                         f"'{columns.target_col}' is not a number; fix or remove the row")
-    if y.isna().any():
-        first = y.isna().idxmax()
-        raise DataError(f"{path}: row {_row(first)}: missing value in column '{columns.target_col}'; "
-                        "fill or remove the row")
-    if not np.isfinite(y.to_numpy(float)).all():
-        first = int(np.flatnonzero(~np.isfinite(y.to_numpy(float)))[0])
+    if np.isinf(y.to_numpy(float)).any():
+        first = int(np.flatnonzero(np.isinf(y.to_numpy(float)))[0])
         raise DataError(f"{path}: row {_row(first)}: infinite value in column '{columns.target_col}'; "
                         "fix or remove the row")
     uid = raw[columns.id_col].astype(str) if columns.id_col else pd.Series(columns.target_col, index=raw.index)
@@ -337,41 +337,106 @@ def infer_frequency(df: pd.DataFrame, path, alias: str | None = None) -> Frequen
     return Frequency(alias=alias, step=1, season=season_of(alias))
 
 
-def validate_regular(df: pd.DataFrame, freq: Frequency, path) -> None:
-    """Refuse duplicate time stamps, gaps and off-grid stamps within a series, naming the series and row."""
-    pos = _step_index(df, freq)
-    same = df[ID].to_numpy() == np.roll(df[ID].to_numpy(), 1)
-    same[0] = False
-    step = np.diff(pos, prepend=np.nan)
-    bad_dup = same & (step == 0)
-    bad_gap = same & ~(step == 1) & ~bad_dup
+FILLS = ("error", "interpolate", "ffill", "zero")
+AGGREGATES = ("mean", "sum", "last")
+
+
+def regularize(df: pd.DataFrame, freq: Frequency, path, fill: str = "error",
+               aggregate: str | None = None) -> pd.DataFrame:
+    """Each series on its regular time grid: duplicates refused or aggregated, stamps off the grid refused,
+    leading and trailing missing values dropped, gaps and missing values refused or filled (`fill`)."""
+    if fill not in FILLS:
+        raise DataError(f"--fill {fill}: choose one of {', '.join(FILLS)}")
     describe = freq.alias or f"integer steps of {freq.step}"
-    if bad_dup.any():
-        i = int(np.flatnonzero(bad_dup)[0])
-        raise DataError(f"{path}: row {_row(df['_row'].iloc[i])}: duplicate time stamp {df[TIME].iloc[i]} in series "
-                        f"'{df[ID].iloc[i]}'; remove or aggregate the duplicates")
-    if bad_gap.any():
-        count = int(bad_gap.sum())
-        i = int(np.flatnonzero(bad_gap)[0])
-        raise DataError(f"{path}: series '{df[ID].iloc[i]}' is not regular at {describe}: {count} gap(s), the first "
-                        f"between {df[TIME].iloc[i - 1]} and {df[TIME].iloc[i]} (row {_row(df['_row'].iloc[i])}); "
-                        "fill the gaps or give the right --freq")
+    pos = _step_index(df, freq)
+    same = np.r_[False, df[ID].to_numpy()[1:] == df[ID].to_numpy()[:-1]]
+    step = np.diff(pos, prepend=np.nan)
+    dup = same & (step == 0)
+    if dup.any():
+        if aggregate is None:
+            i = int(np.flatnonzero(dup)[0])
+            raise DataError(f"{path}: row {_row(df['_row'].iloc[i])}: duplicate time stamp {df[TIME].iloc[i]} in "
+                            f"series '{df[ID].iloc[i]}'; remove the duplicates or pass --aggregate mean, sum or last")
+        if aggregate not in AGGREGATES:
+            raise DataError(f"--aggregate {aggregate}: choose one of {', '.join(AGGREGATES)}")
+        df = df.groupby([ID, TIME], sort=False, as_index=False).agg({TARGET: aggregate, "_row": "first"})
+        return regularize(df, freq, path, fill)
+    off = np.flatnonzero(np.abs(pos - np.round(pos)) > 1e-9)
+    if len(off):
+        i = int(off[0])
+        raise DataError(f"{path}: row {_row(df['_row'].iloc[i])}: time stamp {df[TIME].iloc[i]} of series "
+                        f"'{df[ID].iloc[i]}' is off the {describe} grid (irregular or mixed frequencies); "
+                        "give the right --freq or fix the time stamps")
+    df = _trim_missing_ends(df, path)
+    pos = _step_index(df, freq)
+    same = np.r_[False, df[ID].to_numpy()[1:] == df[ID].to_numpy()[:-1]]
+    gap = same & (np.diff(pos, prepend=np.nan) > 1)
+    missing = df[TARGET].isna().to_numpy()
+    if not (gap.any() or missing.any()):
+        return df
+    if fill == "error":
+        if gap.any():
+            i = int(np.flatnonzero(gap)[0])
+            raise DataError(f"{path}: series '{df[ID].iloc[i]}' has {int(gap.sum())} gap(s) at {describe}, the first "
+                            f"between {df[TIME].iloc[i - 1]} and {df[TIME].iloc[i]} (row {_row(df['_row'].iloc[i])}); "
+                            "fill them with --fill interpolate, ffill or zero, or give the right --freq")
+        i = int(np.flatnonzero(missing)[0])
+        raise DataError(f"{path}: row {_row(df['_row'].iloc[i])}: missing value in series '{df[ID].iloc[i]}' "
+                        f"({int(missing.sum())} in all); fill them with --fill interpolate, ffill or zero")
+    return _fill_gaps(df, freq, pos.astype(np.int64), fill)
+
+
+def _trim_missing_ends(df: pd.DataFrame, path) -> pd.DataFrame:
+    """Drop missing values before a series' first and after its last observation (it starts later, ends earlier)."""
+    present = df[TARGET].notna()
+    if not present.all():
+        groups = present.groupby(df[ID], sort=False)
+        started = groups.cumsum() > 0
+        not_ended = present[::-1].groupby(df[ID][::-1], sort=False).cumsum()[::-1] > 0
+        empty = groups.sum()
+        if (empty == 0).any():
+            raise DataError(f"{path}: series '{empty[empty == 0].index[0]}' has no values; remove it")
+        df = df[started & not_ended].reset_index(drop=True)
+    return df
+
+
+def _fill_gaps(df: pd.DataFrame, freq: Frequency, pos: np.ndarray, fill: str) -> pd.DataFrame:
+    """Every series on its full grid from its first to its last stamp, the holes filled by `fill`."""
+    parts = []
+    for (uid, part), part_pos in zip(df.groupby(ID, sort=False), np.split(pos, np.cumsum(
+            df.groupby(ID, sort=False).size().to_numpy())[:-1])):
+        n = int(part_pos[-1] - part_pos[0]) + 1
+        if n == len(part) and part[TARGET].notna().all():
+            parts.append(part)
+            continue
+        first = part[TIME].iloc[0]
+        stamps = (first + freq.step * np.arange(n) if freq.alias is None
+                  else pd.date_range(first, periods=n, freq=freq.alias))
+        y = np.full(n, np.nan)
+        y[part_pos - part_pos[0]] = part[TARGET].to_numpy()
+        rows = np.full(n, -1)
+        rows[part_pos - part_pos[0]] = part["_row"].to_numpy()
+        values = pd.Series(y)
+        values = {"interpolate": values.interpolate(), "ffill": values.ffill(), "zero": values.fillna(0.0)}[fill]
+        parts.append(pd.DataFrame({ID: uid, TIME: stamps, TARGET: values.to_numpy(), "_row": rows}))
+    return pd.concat(parts, ignore_index=True)
 
 
 def load_series(path, id_col=None, time_col=None, target_col=None, freq: str | None = None,
-                season: int | None = None) -> Dataset:
+                season: int | None = None, fill: str = "error", aggregate: str | None = None) -> Dataset:
     """Load a CSV of one series (time + value) or many (long format) into a validated Dataset."""
-    return dataset_from_frame(read_csv(path), path, id_col, time_col, target_col, freq, season)
+    return dataset_from_frame(read_csv(path), path, id_col, time_col, target_col, freq, season, fill, aggregate)
 
 
 def dataset_from_frame(raw: pd.DataFrame, path, id_col=None, time_col=None, target_col=None,
-                       freq: str | None = None, season: int | None = None) -> Dataset:
+                       freq: str | None = None, season: int | None = None, fill: str = "error",
+                       aggregate: str | None = None) -> Dataset:
     """A validated Dataset from a frame as read from the CSV at `path`."""
     path = Path(path)
     columns = detect_columns(raw, path, id_col, time_col, target_col)
     df = to_long(raw, columns, path)
     frequency = infer_frequency(df, path, freq)
-    validate_regular(df, frequency, path)
+    df = regularize(df, frequency, path, fill, aggregate)
     if season is not None:
         if season < 1:
             raise DataError(f"--season {season}: the season length must be a positive number of steps")

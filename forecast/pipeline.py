@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +12,7 @@ from forecast import registry
 from forecast.errors import ForecastError
 
 TOP_KEYS = ("name", "data", "horizon", "backtest", "metric", "models")
-DATA_KEYS = ("path", "test", "id_col", "time_col", "target_col", "freq", "season")
+DATA_KEYS = ("path", "test", "id_col", "time_col", "target_col", "freq", "season", "fill", "aggregate")
 BACKTEST_KEYS = ("folds", "step", "refit")
 MODEL_KEYS = ("model", "label", "params")
 METRICS = ("mase", "smape", "mae", "rmse")
@@ -158,13 +158,11 @@ def run_pipeline(path, only: str | None = None, tracking_uri: str | None = None,
 
     pipeline = load_pipeline(path)
     models = select(pipeline, only)
-    columns = {k: pipeline.data.get(k) for k in ("id_col", "time_col", "target_col", "freq", "season")}
+    columns, _ = api.split_options(pipeline.data)
     data = api.load(pipeline.data["path"], **columns)
     test = None
     if "test" in pipeline.data:
-        test = api.load(pipeline.data["test"], **{**columns, "id_col": data.columns.id_col,
-                                                  "time_col": data.columns.time_col,
-                                                  "target_col": data.columns.target_col, "freq": data.freq.alias})
+        test = api.load(pipeline.data["test"], **{**columns, **asdict(data.columns), "freq": data.freq.alias})
     rows, holdouts, failures = [], {}, {}
     with tracking.parent_run(pipeline.name, run_name=pipeline.name, uri=tracking_uri) as parent:
         parent.log_params({"pipeline": str(pipeline.file), "models": ",".join(m.label for m in models),

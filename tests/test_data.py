@@ -92,12 +92,13 @@ def test_electricity_needs_a_named_target_then_loads_half_hourly():
     ("month,y\n2000-01-01,1\n2000-02-01,2\nnot a date,3\n",
      "row 4: cannot parse 'not a date' in column 'month' as a date; fix or remove the row"),
     ("month,y\n2000-01-01,1\n2000-02-01,2\n2000-03-01,2\n2000-03-01,5\n",
-     "row 5: duplicate time stamp 2000-03-01 00:00:00 in series 'y'; remove or aggregate the duplicates"),
+     "row 5: duplicate time stamp 2000-03-01 00:00:00 in series 'y'; remove the duplicates or pass "
+     "--aggregate mean, sum or last"),
     ("month,y\n2000-01-01,1\n2000-02-01,abc\n2000-03-01,3\n2000-04-01,4\n",
      "row 3: 'abc' in column 'y' is not a number; fix or remove the row"),
     ("month,y\n2000-01-01,1\n2000-02-01,2\n2000-03-01,3\n2000-05-01,4\n",
-     "series 'y' is not regular at MS: 1 gap(s), the first between 2000-03-01 00:00:00 and 2000-05-01 00:00:00 "
-     "(row 5); fill the gaps or give the right --freq"),
+     "series 'y' has 1 gap(s) at MS, the first between 2000-03-01 00:00:00 and 2000-05-01 00:00:00 (row 5); "
+     "fill them with --fill interpolate, ffill or zero, or give the right --freq"),
     ("", "the file is empty; give a CSV with a header row and data"),
     ("month,y\n", "the file has a header but no data rows"),
 ])
