@@ -22,7 +22,7 @@ from forecast.data import (
     read_csv,
     rolling_origins,
 )
-from forecast.errors import DataError, ModelError, TrainingDiverged
+from forecast.errors import DataError, ModelError, TrainingDiverged, TrainingInterrupted
 from forecast.metrics import evaluate
 
 METRICS = ("mae", "rmse", "smape", "mase")
@@ -39,6 +39,7 @@ class TrainResult:
     train_seconds: float
     forecast: pd.DataFrame  # the holdout forecasts of every fold (fold, unique_id, ds, y, yhat)
     fold_metrics: list[dict] = field(default_factory=list)
+    metrics_std: dict = field(default_factory=dict)  # standard deviation over folds (empty for one fold)
     gradient_flow: pd.DataFrame | None = None  # the nets: gradient norm by lag per measured epoch
     gradient_summary: dict = field(default_factory=dict)  # grad_ratio_last_first, grad_half_life
 
@@ -121,58 +122,78 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
     params = {"model": model, **model_params(forecaster, h, data.freq.season), **data_params(data, h),
               "folds": folds, "step": step, "refit": refit if neural else True,
               "test_file": str(test_path) if test_path else None}
-    with tracking.training_run(experiment, run_name=run_name or model, uri=tracking_uri,
-                               parent_run_id=parent_run_id) as run:
+    label = run_name or model
+    with tracking.training_run(experiment, run_name=label, uri=tracking_uri, parent_run_id=parent_run_id) as run:
         run.log_params(params)
-        holdouts, fold_metrics, seconds = [], [], 0.0
-        for fold, (fit_part, test_part) in enumerate(cuts, start=1):
-            if fold == 1 or refit or not neural:
-                forecaster = registry.create(model, **hyper) if fold > 1 else forecaster
-                model_params(forecaster, h, data.freq.season)
-                last = fold == len(cuts) or (neural and not refit)
-                start = time.perf_counter()
-                try:
-                    forecaster.fit(fit_part, data.freq, h,
-                                   on_epoch=_epoch_logger(run, on_epoch) if last else on_epoch)
-                except TrainingDiverged as exc:
-                    if exc.best_epoch:  # the net holds the best weights seen before it diverged: keep them
-                        _log_model(run, forecaster, data, fit_part, h, register)
-                    raise
-                seconds += time.perf_counter() - start
-            forecast = forecaster.predict(h, fit_part)
-            scores = evaluate(fit_part, test_part, forecast, data.freq.season)
-            fold_metrics.append(scores)
-            if len(cuts) > 1:
-                run.log_metrics({f"fold_{k}": v for k, v in scores.items()}, step=fold)
-            holdouts.append(test_part.merge(forecast, on=[ID, TIME], how="left").assign(fold=fold))
+        forecaster, folds_out, seconds = _fit_folds(run, forecaster, model, hyper, data, cuts, h, refit, register,
+                                                    on_epoch)
+        fold_metrics = [scores for scores, _ in folds_out]
         metrics = {k: float(np.mean([m[k] for m in fold_metrics])) for k in METRICS}
         spread = {f"{k}_std": float(np.std([m[k] for m in fold_metrics])) for k in METRICS} if len(cuts) > 1 else {}
         run.log_metrics({**metrics, **spread, "train_seconds": seconds})
-        details, table = forecaster.fit_details()
-        if details:
-            run.log_params(details)
-        if table is not None:
-            run.log_frame(table, "ar_lags.csv" if model == "ar" else f"{model}_details.csv")
-        flow = forecaster.gradient_flow() if hasattr(forecaster, "gradient_flow") else None
-        frame, summary = None, {}
-        if flow is not None:
-            summary, frame = flow
-            run.log_metrics(summary)
-            run.log_frame(frame, "gradient_flow.csv")
-            figure = plots.gradient_flow_figure({run_name or model: frame}, f"{run_name or model}: gradient by lag")
-            run.log_figure(figure, "gradient_flow.png")
-            plots.close(figure)
-        holdout = pd.concat(holdouts, ignore_index=True)[["fold", ID, TIME, TARGET, "yhat"]]
+        summary, flow = _log_fit_details(run, forecaster, label)
+        holdout = pd.concat([f for _, f in folds_out], ignore_index=True)[["fold", ID, TIME, TARGET, "yhat"]]
         run.log_frame(holdout, "holdout_forecasts.csv")
         fit_part, test_part = cuts[-1]
-        figure = plots.forecast_figure(fit_part, test_part, holdouts[-1],
-                                       f"{run_name or model} on {Path(path).name}, horizon {h}")
+        figure = plots.forecast_figure(fit_part, test_part, folds_out[-1][1], f"{label} on {Path(path).name}, "
+                                                                             f"horizon {h}")
         run.log_figure(figure, "forecast.png")
         plots.close(figure)
         model_uri = _log_model(run, forecaster, data, fit_part, h, register)
     return TrainResult(run_id=run.run_id, experiment=experiment, model=model, model_uri=model_uri, horizon=h,
                        metrics=metrics, train_seconds=seconds, forecast=holdout, fold_metrics=fold_metrics,
-                       gradient_flow=frame, gradient_summary=summary)
+                       metrics_std=spread, gradient_flow=flow, gradient_summary=summary)
+
+
+def _fit_folds(run, forecaster, model: str, hyper: dict, data: Dataset, cuts, h: int, refit: bool,
+               register: str | None, on_epoch):
+    """Fit (refit per fold, except nets with refit=False) and forecast every fold; the per-epoch metrics of the
+    model that ends up logged go to the run. Returns (the last model, [(scores, holdout frame)], fit seconds)."""
+    neural = model in registry.NEURAL
+    out, seconds = [], 0.0
+    for fold, (fit_part, test_part) in enumerate(cuts, start=1):
+        if fold == 1 or refit or not neural:
+            if fold > 1:
+                forecaster = registry.create(model, **hyper)
+                model_params(forecaster, h, data.freq.season)
+            logged = fold == len(cuts) or not refit
+            start = time.perf_counter()
+            try:
+                forecaster.fit(fit_part, data.freq, h, on_epoch=_epoch_logger(run, on_epoch) if logged else on_epoch)
+            except (TrainingDiverged, TrainingInterrupted) as exc:
+                exc.run_id = run.run_id
+                if exc.best_epoch:  # the net holds the best weights seen before: keep them as the run's model
+                    _log_model(run, forecaster, data, fit_part, h, register)
+                    exc.model_logged = True
+                raise
+            seconds += time.perf_counter() - start
+        forecast = forecaster.predict(h, fit_part)
+        scores = evaluate(fit_part, test_part, forecast, data.freq.season)
+        if len(cuts) > 1:
+            run.log_metrics({f"fold_{k}": v for k, v in scores.items()}, step=fold)
+        out.append((scores, test_part.merge(forecast, on=[ID, TIME], how="left").assign(fold=fold)))
+    return forecaster, out, seconds
+
+
+def _log_fit_details(run, forecaster, label: str) -> tuple[dict, pd.DataFrame | None]:
+    """What the model learned beyond its forecasts: AR orders, the nets' epochs and gradient flow by lag."""
+    from forecast import plots
+
+    details, table = forecaster.fit_details()
+    if details:
+        run.log_params(details)
+    if table is not None:
+        run.log_frame(table, "ar_lags.csv" if forecaster.name == "ar" else f"{forecaster.name}_details.csv")
+    flow = forecaster.gradient_flow() if hasattr(forecaster, "gradient_flow") else None
+    if flow is None:
+        return {}, None
+    summary, frame = flow
+    run.log_metrics(summary)
+    run.log_frame(frame, "gradient_flow.csv")
+    figure = plots.gradient_flow_figure({label: frame}, f"{label}: gradient by lag")
+    run.log_figure(figure, "gradient_flow.png")
+    plots.close(figure)
+    return summary, frame
 
 
 def _log_model(run, forecaster, data: Dataset, history: pd.DataFrame, h: int, register: str | None) -> str:

@@ -8,7 +8,7 @@ from contextlib import nullcontext
 import click
 
 from forecast import __version__
-from forecast.errors import ForecastError
+from forecast.errors import ForecastError, TrainingInterrupted
 from forecast.registry import MODELS, NEURAL
 
 
@@ -20,6 +20,14 @@ class Group(click.Group):
             return super().invoke(ctx)
         except ForecastError as exc:
             raise click.ClickException(str(exc)) from None
+        except TrainingInterrupted as exc:
+            kept = (f"; the best weights (epoch {exc.best_epoch}) are its model: runs:/{exc.run_id}/model"
+                    if exc.model_logged else "; no epoch had finished, so no model was logged")
+            click.echo(f"Interrupted at epoch {exc.epoch}: run {exc.run_id} ended KILLED{kept}", err=True)
+            ctx.exit(130)
+        except KeyboardInterrupt:
+            click.echo("Interrupted; any run in progress ended KILLED", err=True)
+            ctx.exit(130)
 
 
 DATA_OPTIONS = [
@@ -311,8 +319,16 @@ def ui(host, port, tracking_uri):
     """
     from forecast import tracking
 
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        click.echo(f"warning: binding {host}: the MLflow UI has no authentication; anyone who can reach this "
-                   "address can read and change your runs", err=True)
+    warning = ui_warning(host)
+    if warning:
+        click.echo(warning, err=True)
     click.echo(f"MLflow UI on http://{host}:{port} (Ctrl-C to stop)", err=True)
     sys.exit(tracking.serve_ui(tracking_uri, host, port))
+
+
+def ui_warning(host: str) -> str | None:
+    """The warning for binding the UI anywhere but the loopback interface."""
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return None
+    return (f"warning: binding {host}: the MLflow UI has no authentication; anyone who can reach this address "
+            "can read and change your runs")

@@ -25,3 +25,13 @@ class TrainingDiverged(ModelError):
         self.best_epoch = 0  # set by the training loop: the epoch whose weights the net holds (0: none)
         super().__init__(f"training diverged at epoch {epoch} (loss {loss:.4g}, gradient norm {grad_norm:.4g}); "
                          "set --clip (e.g. 1) or a smaller --lr")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training; the net keeps the best weights seen before (best_epoch, 0: none)."""
+
+    def __init__(self, epoch: int, best_epoch: int):
+        super().__init__(f"interrupted at epoch {epoch}")
+        self.epoch, self.best_epoch = epoch, best_epoch
+        self.run_id: str | None = None
+        self.model_logged = False

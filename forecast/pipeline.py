@@ -181,9 +181,8 @@ def run_pipeline(path, only: str | None = None, tracking_uri: str | None = None,
                 rows.append({"label": spec.label, "model": spec.model, "status": "FAILED"})
                 continue
             holdouts[spec.label] = result.forecast
-            row = {"label": spec.label, "model": spec.model, "status": "FINISHED", **result.metrics}
-            if len(result.fold_metrics) > 1:
-                row.update({f"{k}_std": pd.Series([m[k] for m in result.fold_metrics]).std(ddof=0) for k in METRICS})
+            row = {"label": spec.label, "model": spec.model, "status": "FINISHED", **result.metrics,
+                   **result.metrics_std}
             rows.append({**row, "train_seconds": result.train_seconds, "run_id": result.run_id})
             echo(f"  {pipeline.metric} {result.metrics[pipeline.metric]:.4g}  ({result.train_seconds:.1f} s)")
         board = leaderboard(rows, pipeline.metric)

@@ -81,7 +81,7 @@ def gradient_flow_figure(flows: dict, title: str, curve: str | None = None):
 
 def _gradient_axes(ax, title: str) -> None:
     ax.set_xlabel("lag k (steps before the end of the window)")
-    ax.set_ylabel("‖∂L/∂h_{T−k}‖ (mean over the probe batch)")
+    ax.set_ylabel(r"$\|\partial L / \partial h_{T-k}\|$ (mean over the probe batch)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
@@ -18,6 +19,7 @@ import pandas as pd
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from sqlalchemy.exc import OperationalError
 
 from forecast.data import ID, TARGET, TIME, sort_long
 from forecast.errors import ForecastError, TrackingError
@@ -50,15 +52,41 @@ def _sqlite_path(uri: str) -> Path | None:
 
 
 def connect(uri: str | None = None) -> str:
+    """Point MLflow at the store; a new SQLite store is created under a file lock, so that processes starting
+    together do not race through its schema migrations."""
     uri = tracking_uri(uri)
     mlflow.set_tracking_uri(uri)
+    db = _sqlite_path(uri) if uri.startswith("sqlite:") else None
+    if db is not None and uri not in _READY:
+        with open(db.with_name(db.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                retrying(lambda: MlflowClient(uri).search_experiments(max_results=1))
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        _READY.add(uri)
     return uri
+
+
+_READY: set[str] = set()
+
+
+def retrying(call, attempts: int = 8):
+    """`call()`, tried again with growing pauses while SQLite answers 'database is locked' (another process
+    writing the same store)."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except (MlflowException, OperationalError) as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.1 * 2 ** attempt)
 
 
 def _experiment_id(name: str, uri: str) -> str:
     """The experiment's id, creating it (artifacts beside the SQLite file) when new."""
     client = MlflowClient(uri)
-    found = client.get_experiment_by_name(name)
+    found = retrying(lambda: client.get_experiment_by_name(name))
     if found is not None:
         if found.lifecycle_stage != "active":
             raise TrackingError(f"experiment '{name}' is deleted in {uri}; restore it in the UI or use --experiment")
@@ -69,7 +97,7 @@ def _experiment_id(name: str, uri: str) -> str:
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "experiment"
         location = (db.parent / "artifacts" / safe).as_uri()
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return retrying(lambda: client.create_experiment(name, artifact_location=location))
     except MlflowException:
         found = client.get_experiment_by_name(name)  # created by a concurrent run in the meantime
         if found is None:
@@ -85,12 +113,12 @@ class Run:
 
     def log_params(self, params: dict) -> None:
         clean = [Param(k, ("" if v is None else str(v))[:6000]) for k, v in params.items()]
-        self.client.log_batch(self.run_id, params=clean)
+        retrying(lambda: self.client.log_batch(self.run_id, params=clean))
 
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
         now = int(time.time() * 1000)
         finite = [Metric(k, float(v), now, step or 0) for k, v in metrics.items() if v is not None and pd.notna(v)]
-        self.client.log_batch(self.run_id, metrics=finite)
+        retrying(lambda: self.client.log_batch(self.run_id, metrics=finite))
 
     def log_frame(self, frame: pd.DataFrame, name: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -102,7 +130,7 @@ class Run:
         self.client.log_text(self.run_id, text, name)
 
     def set_tags(self, tags: dict) -> None:
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        retrying(lambda: self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()]))
 
     def log_figure(self, figure, name: str) -> None:
         self.client.log_figure(self.run_id, figure, name)
@@ -115,10 +143,10 @@ class Run:
         signature = mlflow.models.infer_signature(example, output, params={"horizon": h})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            info = mlflow.pyfunc.log_model(
+            info = retrying(lambda: mlflow.pyfunc.log_model(
                 name=MODEL_NAME, python_model=str(ENTRY), artifacts={"forecaster": str(model_dir)},
                 signature=signature, input_example=(example, {"horizon": h}), registered_model_name=register,
-                pip_requirements=[f"forecast=={__version__}", "torch==2.13.0", f"mlflow=={mlflow.__version__}"])
+                pip_requirements=[f"forecast=={__version__}", "torch==2.13.0", f"mlflow=={mlflow.__version__}"]))
         return info.model_uri
 
 
@@ -152,15 +180,16 @@ def training_run(experiment: str, run_name: str, uri: str | None = None, parent_
     if mlflow.active_run() is not None:
         mlflow.end_run()
     tags = {"mlflow.parentRunId": parent_run_id} if parent_run_id else {}
-    run_id = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags).info.run_id
+    run_id = retrying(lambda: mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)).info.run_id
     try:
         yield Run(client, run_id)
     except BaseException as exc:
-        client.set_tag(run_id, "error", error_message(exc))
-        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED if isinstance(exc, KeyboardInterrupt)
-                                           else RunStatus.FAILED))
+        status = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
+        message = error_message(exc)
+        retrying(lambda: client.set_tag(run_id, "error", message))
+        retrying(lambda: mlflow.end_run(RunStatus.to_string(status)))
         raise
-    mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
+    retrying(lambda: mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED)))
 
 
 @contextmanager
@@ -168,15 +197,17 @@ def parent_run(experiment: str, run_name: str, uri: str | None = None):
     """A pipeline's parent run, which its model runs are nested under; ends as training_run's do."""
     uri = connect(uri)
     client = MlflowClient(uri)
-    run_id = client.create_run(_experiment_id(experiment, uri), run_name=run_name).info.run_id
+    experiment_id = _experiment_id(experiment, uri)
+    run_id = retrying(lambda: client.create_run(experiment_id, run_name=run_name)).info.run_id
     try:
         yield Run(client, run_id)
     except BaseException as exc:
-        client.set_tag(run_id, "error", error_message(exc))
-        client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED if isinstance(exc, KeyboardInterrupt)
-                                                          else RunStatus.FAILED))
+        status = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
+        message = error_message(exc)
+        retrying(lambda: client.set_tag(run_id, "error", message))
+        retrying(lambda: client.set_terminated(run_id, RunStatus.to_string(status)))
         raise
-    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+    retrying(lambda: client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED)))
 
 
 def load_model(model_uri: str, uri: str | None = None):

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from forecast.errors import ModelError, TrainingDiverged
+from forecast.errors import ModelError, TrainingDiverged, TrainingInterrupted
 
 EpochCallback = Callable[[int, dict], None]
 
@@ -138,6 +138,8 @@ def fit_network(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple
     except TrainingDiverged as exc:
         exc.best_epoch = history.best_epoch
         raise
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(epoch, history.best_epoch) from None
     except RuntimeError as exc:  # torch's own failures mid-training (overflow, out of memory) as one line
         raise ModelError(f"training failed at epoch {epoch}: {str(exc).splitlines()[0]}; "
                          "lower --lr, --batch-size or --hidden-size") from None

@@ -1,0 +1,168 @@
+"""Real failures with real processes: Ctrl-C, concurrent writers, determinism across processes, models from
+elsewhere (tampered folders, a fresh process without the training data)."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from conftest import DATA, TINY_NET
+from mlflow.tracking import MlflowClient
+
+from forecast import api
+from forecast.cli import main, ui_warning
+
+FORECAST = [sys.executable, "-m", "forecast"]
+
+
+def runs_of(experiment):
+    client = MlflowClient()
+    found = client.get_experiment_by_name(experiment)
+    return client.search_runs([found.experiment_id]) if found else []
+
+
+def test_ctrl_c_ends_the_run_killed_and_keeps_the_best_weights_as_its_model(air_csv, store):
+    proc = subprocess.Popen([*FORECAST, "train", str(air_csv), "--model", "gru", "--epochs", "500", "--patience",
+                             "500", "--hidden-size", "16", "--layers", "1", "-q"], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "MLFLOW_TRACKING_URI": store})
+    client = MlflowClient()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        runs = runs_of("air_passengers")
+        if runs and len(client.get_metric_history(runs[0].info.run_id, "val_loss")) >= 3:
+            break
+        time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("training never logged three epochs")
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert time.monotonic() - sent < 30
+    assert proc.returncode == 130
+    assert "Traceback" not in err
+    (run,) = runs_of("air_passengers")
+    assert run.info.status == "KILLED" and run.data.params["model"] == "gru"
+    assert err.strip().splitlines()[-1].startswith("Interrupted at epoch ") and \
+        f"run {run.info.run_id} ended KILLED; the best weights (epoch" in err
+    assert len(client.get_metric_history(run.info.run_id, "val_loss")) >= 3
+    out = CliRunner().invoke(main, ["predict", f"runs:/{run.info.run_id}/model", str(air_csv), "-H", "3"])
+    assert out.exit_code == 0 and len(out.stdout.strip().splitlines()) == 4
+
+
+def test_two_processes_writing_one_store_both_finish(m3_csv, tmp_path):
+    uri = f"sqlite:///{tmp_path}/shared.db"  # new: both processes also race to create it
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    procs = [subprocess.Popen([*FORECAST, "train", str(m3_csv), "--model", model, "-H", "6", *extra, "-q"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for model, extra in (("gru", TINY_NET), ("lstm", TINY_NET))]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    mlflow.set_tracking_uri(uri)
+    runs = runs_of("m3_three")
+    assert sorted(r.info.run_name for r in runs) == ["gru", "lstm"]
+    for run in runs:
+        assert run.info.status == "FINISHED" and {"smape", "mase"} <= set(run.data.metrics)
+        assert len(MlflowClient().get_metric_history(run.info.run_id, "train_loss")) == 2
+        assert mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model") is not None
+
+
+def test_same_seed_gives_bit_identical_forecasts_across_processes(air_csv, tmp_path):
+    outputs = []
+    for i in range(2):
+        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/p{i}.db"}
+        done = subprocess.run([*FORECAST, "train", str(air_csv), "--model", "gru", *TINY_NET, "--seed", "5", "-q"],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        uri = done.stdout.split("model: ")[1].split()[0]
+        pred = subprocess.run([*FORECAST, "predict", uri, str(air_csv), "-H", "24"], env=env, capture_output=True,
+                              text=True, timeout=300)
+        outputs.append(pred.stdout)
+    in_process = api.train(air_csv, "gru", hidden_size=8, layers=1, epochs=2, lookback=12, seed=5)
+    assert outputs[0] == outputs[1] and outputs[0].count("\n") == 25
+    again = api.train(air_csv, "gru", hidden_size=8, layers=1, epochs=2, lookback=12, seed=5)
+    np.testing.assert_array_equal(in_process.forecast["yhat"], again.forecast["yhat"])
+
+
+@pytest.fixture
+def model_folder(air_csv, tmp_path):
+    """A logged GRU's MLflow model folder, downloaded."""
+    result = api.train(air_csv, "gru", hidden_size=8, layers=1, epochs=2, lookback=12)
+    return mlflow.artifacts.download_artifacts(result.model_uri, dst_path=str(tmp_path / "model"))
+
+
+def forecaster_dir(model_folder):
+    return next(p for p in (os.path.join(model_folder, "artifacts", "forecaster"),) if os.path.isdir(p))
+
+
+def test_a_model_loads_in_a_fresh_process_without_the_training_data(model_folder, air_csv, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    moved = shutil.copytree(model_folder, elsewhere / "model")
+    history = elsewhere / "new_data.csv"
+    history.write_text(air_csv.read_text())
+    done = subprocess.run([*FORECAST, "predict", str(moved), str(history), "-H", "2"], cwd=elsewhere,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{elsewhere}/other.db"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1].startswith("passengers,1961-01-01,")
+
+
+@pytest.mark.parametrize("tamper, message", [
+    ("pickle", "weights.pt: refused to load"),
+    ("unknown_key", "model 'gru' has no setting --run-this"),
+    ("missing_weights", "weights.pt is missing; the model folder is incomplete"),
+])
+def test_tampered_model_folders_are_refused_and_nothing_runs(model_folder, air_csv, tmp_path, tamper, message):
+    folder = forecaster_dir(model_folder)
+    marker = tmp_path / "ran"
+    if tamper == "pickle":
+        payload = (b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR.")
+        with open(os.path.join(folder, "weights.pt"), "wb") as fh:
+            fh.write(payload)
+    elif tamper == "unknown_key":
+        path = os.path.join(folder, "forecaster.json")
+        doc = json.loads(open(path).read())
+        doc["config"]["run_this"] = "os.system('touch ran')"
+        open(path, "w").write(json.dumps(doc))
+    else:
+        os.remove(os.path.join(folder, "weights.pt"))
+    result = CliRunner().invoke(main, ["predict", model_folder, str(air_csv), "-H", "2"])
+    assert result.exit_code == 1 and message in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not marker.exists()
+
+
+def test_ui_binds_loopback_and_warns_elsewhere():
+    params = {p.name: p for p in main.commands["ui"].params}
+    assert params["host"].default == "127.0.0.1"
+    assert ui_warning("127.0.0.1") is None and ui_warning("localhost") is None
+    assert "no authentication" in ui_warning("0.0.0.0")
+
+
+def test_constant_and_huge_series_train_end_to_end(tmp_path):
+    path = tmp_path / "flat.csv"
+    pd.DataFrame({"unique_id": np.repeat(["zeros", "big"], 40),
+                  "ds": np.tile(pd.date_range("2000-01-01", periods=40, freq="MS"), 2),
+                  "y": np.r_[np.zeros(40), 1e9 + np.arange(40.0)]}).to_csv(path, index=False)
+    result = api.train(path, "gru", 6, hidden_size=8, layers=1, epochs=2, lookback=12)
+    assert np.isfinite(result.forecast["yhat"]).all()
+    assert np.isfinite(result.metrics["smape"])
+    assert DATA.exists()
+
+
+def test_the_cli_and_the_statistical_models_never_import_torch(air_csv, store):
+    code = ("import sys; from click.testing import CliRunner; from forecast.cli import main; "
+            f"r = CliRunner().invoke(main, ['train', r'{air_csv}', '--model', 'ar', '-q']); "
+            "assert r.exit_code == 0, r.output; print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "MLFLOW_TRACKING_URI": store})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
