@@ -97,7 +97,12 @@ def read_csv(path: str | Path) -> pd.DataFrame:
         raise DataError(f"{path}: no such file; check the path")
     sep = _sniff_delimiter(path)
     try:
-        raw = pd.read_csv(path, sep=sep, encoding="utf-8-sig", skipinitialspace=True, index_col=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)  # rows longer than the header lose data
+            raw = pd.read_csv(path, sep=sep, encoding="utf-8-sig", skipinitialspace=True, index_col=False)
+    except pd.errors.ParserWarning:
+        raise DataError(f"{path}: some rows have more fields than the header; fix those rows, quote fields "
+                        "that hold the delimiter, or check the delimiter") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{path}: not a readable CSV ({first}); save it as UTF-8 CSV with a header row") from None
@@ -341,10 +346,11 @@ FILLS = ("error", "interpolate", "ffill", "zero")
 AGGREGATES = ("mean", "sum", "last")
 
 
-def regularize(df: pd.DataFrame, freq: Frequency, path, fill: str = "error",
-               aggregate: str | None = None) -> pd.DataFrame:
+def regularize(df: pd.DataFrame, freq: Frequency, path, fill: str = "error", aggregate: str | None = None,
+               inferred: bool = True) -> pd.DataFrame:
     """Each series on its regular time grid: duplicates refused or aggregated, stamps off the grid refused,
-    leading and trailing missing values dropped, gaps and missing values refused or filled (`fill`)."""
+    series at a coarser frequency than the inferred one refused, leading and trailing missing values dropped,
+    gaps and missing values refused or filled (`fill`)."""
     if fill not in FILLS:
         raise DataError(f"--fill {fill}: choose one of {', '.join(FILLS)}")
     describe = freq.alias or f"integer steps of {freq.step}"
@@ -360,7 +366,7 @@ def regularize(df: pd.DataFrame, freq: Frequency, path, fill: str = "error",
         if aggregate not in AGGREGATES:
             raise DataError(f"--aggregate {aggregate}: choose one of {', '.join(AGGREGATES)}")
         df = df.groupby([ID, TIME], sort=False, as_index=False).agg({TARGET: aggregate, "_row": "first"})
-        return regularize(df, freq, path, fill)
+        return regularize(df, freq, path, fill, inferred=inferred)
     off = np.flatnonzero(np.abs(pos - np.round(pos)) > 1e-9)
     if len(off):
         i = int(off[0])
@@ -370,7 +376,14 @@ def regularize(df: pd.DataFrame, freq: Frequency, path, fill: str = "error",
     df = _trim_missing_ends(df, path)
     pos = _step_index(df, freq)
     same = np.r_[False, df[ID].to_numpy()[1:] == df[ID].to_numpy()[:-1]]
-    gap = same & (np.diff(pos, prepend=np.nan) > 1)
+    steps = np.diff(pos, prepend=np.nan)
+    coarsest = pd.Series(np.where(same, steps, np.nan)).groupby(df[ID].to_numpy(), sort=False).min()
+    coarser = coarsest[coarsest > 1]
+    if inferred and len(coarser):  # a series that never steps at the file's frequency has one of its own
+        uid = coarser.index[0]
+        raise DataError(f"{path}: series '{uid}' steps every {int(coarser.iloc[0])} x {describe}, not at the "
+                        f"{describe} of the rest (mixed frequencies); split the file by frequency or give --freq")
+    gap = same & (steps > 1)
     missing = df[TARGET].isna().to_numpy()
     if not (gap.any() or missing.any()):
         return df
@@ -436,7 +449,7 @@ def dataset_from_frame(raw: pd.DataFrame, path, id_col=None, time_col=None, targ
     columns = detect_columns(raw, path, id_col, time_col, target_col)
     df = to_long(raw, columns, path)
     frequency = infer_frequency(df, path, freq)
-    df = regularize(df, frequency, path, fill, aggregate)
+    df = regularize(df, frequency, path, fill, aggregate, inferred=freq is None)
     if season is not None:
         if season < 1:
             raise DataError(f"--season {season}: the season length must be a positive number of steps")

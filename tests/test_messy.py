@@ -119,3 +119,18 @@ def test_fuzzed_files_load_or_fail_with_one_line(tmp_path, content):
         return
     assert data.df["y"].notna().all() and np.isfinite(data.df["y"]).all()
     assert data.df.groupby("unique_id")["ds"].apply(lambda s: s.is_monotonic_increasing and s.is_unique).all()
+
+
+def test_mixed_frequencies_and_rows_longer_than_the_header_are_refused(tmp_path):
+    monthly = "".join(f"m,2000-{k:02d}-01,{k}\n" for k in range(1, 13))
+    quarterly = "".join(f"q,2000-{k:02d}-01,{k}\n" for k in (1, 4, 7, 10))
+    path = write(tmp_path, "mixed.csv", "unique_id,ds,y\n" + monthly + quarterly)
+    with pytest.raises(DataError, match="series 'q' steps every 3 x MS, not at the MS of the rest"):
+        load_series(path, fill="interpolate")  # never silently upsampled
+    later = write(tmp_path, "later.csv", "ds,y\n2000-01-01,1\n2000-02-01,2,7\n2000-03-01,3\n")
+    with pytest.raises(DataError, match=r"not a readable CSV \(Error tokenizing data. C error: Expected 2 fields "
+                                        r"in line 3, saw 3\)"):
+        load_series(later)
+    first = write(tmp_path, "first.csv", "ds,y\n2000-01-01,1,7,8\n2000-02-01,2\n2000-03-01,3\n")
+    with pytest.raises(DataError, match="some rows have more fields than the header; fix those rows"):
+        load_series(first)
