@@ -95,6 +95,7 @@ def model_options(f):
         click.option("--layers", type=int, help="Stacked layers of the nets [default: 2]."),
         click.option("--epochs", type=int, help="Maximum epochs [default: 100, early stopping on validation]."),
         click.option("--batch-size", type=int, help="Windows per step [default: 128]."),
+        click.option("--steps-per-epoch", type=int, help="Batches per epoch at most [default: 50]."),
         click.option("--lr", type=float, help="Adam learning rate [default: 0.001]."),
         click.option("--dropout", type=float, help="Dropout between layers [default: 0]."),
         click.option("--seed", type=int, help="Random seed [default: 1]."),
