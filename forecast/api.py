@@ -19,6 +19,7 @@ from forecast.data import (
     check_lengths,
     dataset_from_frame,
     default_horizon,
+    load_series,
     read_csv,
     rolling_origins,
 )
@@ -67,9 +68,8 @@ DATA_OPTIONS = ("id_col", "time_col", "target_col", "freq", "season", "fill", "a
 
 def load(path, *, id_col=None, time_col=None, target_col=None, freq=None, season=None, fill=None,
          aggregate=None) -> Dataset:
-    """The CSV at `path` as a validated Dataset (see forecast.data.load_series)."""
-    return dataset_from_frame(read_csv(path), path, id_col, time_col, target_col, freq, season, fill or "error",
-                              aggregate)
+    """The CSV at `path` as a validated Dataset (forecast.data.load_series; `fill` None refuses gaps)."""
+    return load_series(path, id_col, time_col, target_col, freq, season, fill or "error", aggregate)
 
 
 def split_options(options: dict) -> tuple[dict, dict]:
@@ -265,7 +265,7 @@ def predict(model_uri: str, path, horizon: int | None = None, *, id_col=None, ti
                         f"{forecaster.freq_.alias or 'integer steps'}; give data at the model's frequency")
     if horizon is not None and horizon < 1:
         raise ModelError(f"--horizon {horizon}: must be at least 1")
-    return tracking.predict(pyfunc, data.df[[ID, TIME, TARGET]], horizon)
+    return tracking.predict(pyfunc, data.df, horizon)
 
 
 def compare(experiment: str | None = None, metric: str = "mase", tracking_uri: str | None = None,

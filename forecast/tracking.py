@@ -51,12 +51,15 @@ def _sqlite_path(uri: str) -> Path | None:
     return Path(path).resolve() if path and path != ":memory:" else None
 
 
+_READY: set[str] = set()  # stores this process has made sure exist
+
+
 def connect(uri: str | None = None) -> str:
     """Point MLflow at the store; a new SQLite store is created under a file lock, so that processes starting
     together do not race through its schema migrations."""
     uri = tracking_uri(uri)
     mlflow.set_tracking_uri(uri)
-    db = _sqlite_path(uri) if uri.startswith("sqlite:") else None
+    db = _sqlite_path(uri)
     if db is not None and uri not in _READY:
         with open(db.with_name(db.name + ".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -66,9 +69,6 @@ def connect(uri: str | None = None) -> str:
                 fcntl.flock(lock, fcntl.LOCK_UN)
         _READY.add(uri)
     return uri
-
-
-_READY: set[str] = set()
 
 
 def retrying(call, attempts: int = 8):
@@ -171,9 +171,23 @@ def error_message(exc: BaseException) -> str:
 
 
 @contextmanager
+def _ended(client: MlflowClient, run_id: str, terminate):
+    """Yield the run; end it with `terminate(status)`: FINISHED, FAILED (the error message as tag `error`) or
+    KILLED (Ctrl-C), never left RUNNING."""
+    try:
+        yield Run(client, run_id)
+    except BaseException as exc:
+        status = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
+        message = error_message(exc)
+        retrying(lambda: client.set_tag(run_id, "error", message))
+        retrying(lambda: terminate(RunStatus.to_string(status)))
+        raise
+    retrying(lambda: terminate(RunStatus.to_string(RunStatus.FINISHED)))
+
+
+@contextmanager
 def training_run(experiment: str, run_name: str, uri: str | None = None, parent_run_id: str | None = None):
-    """Start a run (a child of `parent_run_id` when given); it ends FINISHED, FAILED (the error message as tag
-    `error`) or KILLED (Ctrl-C), never RUNNING."""
+    """A model's run (a child of `parent_run_id` when given), active in MLflow so that it can log the model."""
     uri = connect(uri)
     client = MlflowClient(uri)
     experiment_id = _experiment_id(experiment, uri)
@@ -181,33 +195,19 @@ def training_run(experiment: str, run_name: str, uri: str | None = None, parent_
         mlflow.end_run()
     tags = {"mlflow.parentRunId": parent_run_id} if parent_run_id else {}
     run_id = retrying(lambda: mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)).info.run_id
-    try:
-        yield Run(client, run_id)
-    except BaseException as exc:
-        status = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
-        message = error_message(exc)
-        retrying(lambda: client.set_tag(run_id, "error", message))
-        retrying(lambda: mlflow.end_run(RunStatus.to_string(status)))
-        raise
-    retrying(lambda: mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED)))
+    with _ended(client, run_id, lambda status: mlflow.end_run(status)) as run:
+        yield run
 
 
 @contextmanager
 def parent_run(experiment: str, run_name: str, uri: str | None = None):
-    """A pipeline's parent run, which its model runs are nested under; ends as training_run's do."""
+    """A pipeline's parent run, which its model runs are nested under."""
     uri = connect(uri)
     client = MlflowClient(uri)
     experiment_id = _experiment_id(experiment, uri)
     run_id = retrying(lambda: client.create_run(experiment_id, run_name=run_name)).info.run_id
-    try:
-        yield Run(client, run_id)
-    except BaseException as exc:
-        status = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
-        message = error_message(exc)
-        retrying(lambda: client.set_tag(run_id, "error", message))
-        retrying(lambda: client.set_terminated(run_id, RunStatus.to_string(status)))
-        raise
-    retrying(lambda: client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED)))
+    with _ended(client, run_id, lambda status: client.set_terminated(run_id, status)) as run:
+        yield run
 
 
 def load_model(model_uri: str, uri: str | None = None):

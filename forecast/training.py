@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -34,11 +33,6 @@ class History:
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     best_epoch: int = 0
-    seconds: float = 0.0
-
-    @property
-    def best_val_loss(self) -> float:
-        return self.val_loss[self.best_epoch - 1] if self.val_loss else float("nan")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -100,7 +94,7 @@ def fit_network(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple
     history = History()
     best_state, best_val, stale = copy.deepcopy(net.state_dict()), float("inf"), 0
     max_norm = cfg.clip if cfg.clip else float("inf")
-    start, epoch = time.perf_counter(), 0
+    epoch = 0
     try:
         batches = BatchSampler(len(x_train), cfg.batch_size, cfg.steps_per_epoch, generator)
         for epoch in range(1, cfg.epochs + 1):
@@ -146,5 +140,4 @@ def fit_network(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple
     finally:
         net.load_state_dict(best_state)
         net.eval()
-        history.seconds = time.perf_counter() - start
     return history
