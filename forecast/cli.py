@@ -93,7 +93,8 @@ def model_options(f):
         click.option("--lookback", type=int, help="Input window of the nets [default: 2 x horizon]."),
         click.option("--hidden-size", type=int, help="Hidden units of the nets [default: 64]."),
         click.option("--layers", type=int, help="Stacked layers of the nets [default: 2]."),
-        click.option("--epochs", type=int, help="Maximum epochs [default: 100, early stopping on validation]."),
+        click.option("--epochs", type=int, help="Epochs of the learning-rate schedule [default: 20; early stopping "
+                                                "on the validation window]."),
         click.option("--batch-size", type=int, help="Windows per step [default: 128]."),
         click.option("--steps-per-epoch", type=int, help="Batches per epoch at most [default: 50]."),
         click.option("--lr", type=float, help="Adam learning rate [default: 0.001]."),
@@ -104,6 +105,19 @@ def model_options(f):
         click.option("--patience", type=int, help="Epochs without improvement before stopping [default: 10]."),
         click.option("--heads", type=int, help="Attention heads of the transformer [default: 4]."),
         click.option("--device", help="cpu, cuda or cuda:N [default: cuda when present, else cpu]."),
+        click.option("--ensemble", type=int, help="Train N nets of different seeds and lookbacks; forecast their "
+                                                  "median [default: 1]."),
+        click.option("--loss", type=click.Choice(["mae", "smape"]), help="Training loss [default: mae, in logs].",
+                     default=None),
+        click.option("--schedule", type=click.Choice(["cosine", "constant"]), default=None,
+                     help="Learning-rate schedule [default: cosine]."),
+        click.option("--deseasonalize/--no-deseasonalize", default=None,
+                     help="Divide seasonal series by their seasonal indices first [default: on]."),
+        click.option("--log/--no-log", default=None,
+                     help="Learn positive series in logs [default: on]."),
+        click.option("--validate/--no-validate", default=None,
+                     help="Hold out each series' last horizon for early stopping [default: on]."),
+        click.option("--recent", type=float, help="Train on windows from each series' last N horizons only."),
         click.option("--diagnostics/--no-diagnostics", default=None,
                      help="Measure the gradient flow by lag during training [default: on]."),
         click.option("--lags", type=int, help="AR order τ [default: chosen per series by AIC]."),
@@ -120,7 +134,7 @@ def model_options(f):
 
 def fit_with_progress(fit, model: str, hyper: dict, quiet: bool):
     """Call `fit(on_epoch=...)` under a progress bar for the nets (none when quiet or not a terminal)."""
-    epochs = hyper.get("epochs", 100)
+    epochs = (hyper.get("epochs") or 20) * (hyper.get("ensemble") or 1)
     with epoch_progress(quiet or model not in NEURAL) as bar:
         if bar is None:
             return fit(on_epoch=None)
@@ -129,8 +143,9 @@ def fit_with_progress(fit, model: str, hyper: dict, quiet: bool):
         def on_epoch(epoch, metrics):
             if epoch == 1:
                 bar.reset(task, total=epochs)
+            val = f"  val {metrics['val_loss']:.4f}" if "val_loss" in metrics else ""
             bar.update(task, completed=epoch, description=f"{model} epoch {epoch}  train {metrics['train_loss']:.4f}"
-                                                          f"  val {metrics['val_loss']:.4f}")
+                                                          f"{val}")
 
         return fit(on_epoch=on_epoch)
 

@@ -17,7 +17,8 @@ def lag_gradients(net, x: torch.Tensor, y: torch.Tensor, tbptt: int | None = Non
     was_training = net.training
     net.eval()  # no dropout: the probe measures the net, not the noise
     try:
-        with torch.enable_grad():
+        # cuDNN's RNN refuses a backward pass in eval mode; its plain implementation gives the same gradients
+        with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
             if hasattr(net, "unrolled"):
                 pred, states = net.unrolled(x, tbptt)  # states: L tensors (layers, B, H), oldest first
                 loss = (pred - y).abs().mean(dim=1).sum()  # per-window MAE, summed: per-window gradients

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -26,6 +27,25 @@ class TrainConfig:
     patience: int = 10  # epochs without validation improvement before stopping
     seed: int = 1
     device: str = "auto"
+    loss: str = "mae"  # mae, or smape: 2 tanh(|yhat - y| / 2), exactly sMAPE where the targets are logs
+    schedule: str = "cosine"  # the learning rate: cosine decay over epochs x steps_per_epoch, or constant
+
+
+LOSSES = ("mae", "smape")
+SCHEDULES = ("cosine", "constant")
+
+
+def smape_loss(yhat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """sMAPE (as a fraction of 2) between exp(yhat) and exp(y): 2|a - b| / (a + b) = 2 tanh(|log a - log b| / 2)."""
+    return (2 * torch.tanh((yhat - y).abs() / 2)).mean()
+
+
+def loss_function(name: str):
+    if name == "mae":
+        return nn.L1Loss()
+    if name == "smape":
+        return smape_loss
+    raise ModelError(f"--loss {name}: unknown; choose one of {', '.join(LOSSES)}")
 
 
 @dataclass
@@ -33,6 +53,8 @@ class History:
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     best_epoch: int = 0
+    steps: int = 0  # optimizer steps taken
+    seconds: float = 0.0  # wall time of the training steps and validations
 
 
 def resolve_device(device: str) -> torch.device:
@@ -64,6 +86,15 @@ class BatchSampler:
             self.cursor += self.batch_size
 
 
+def make_scheduler(optimizer, schedule: str, total_steps: int):
+    """The per-step learning-rate schedule (None for a constant rate)."""
+    if schedule == "constant":
+        return None
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
+    raise ModelError(f"--schedule {schedule}: unknown; choose one of {', '.join(SCHEDULES)}")
+
+
 @torch.no_grad()
 def evaluate_loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, batch_size: int) -> float:
     net.eval()
@@ -74,9 +105,10 @@ def evaluate_loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, bat
     return total / max(len(x), 1)
 
 
-def fit_network(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
+def fit_network(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray] | None,
                 cfg: TrainConfig, on_epoch: EpochCallback | None = None) -> History:
-    """Train `net` (inputs (B, L) -> forecasts (B, h)) with MAE loss; keep the weights of the best validation epoch.
+    """Train `net` (inputs (B, L) -> forecasts (B, h)) with cfg.loss and Adam; keep the weights of the best validation
+    epoch, or of the last epoch when `val` is None (then the epochs and the schedule alone decide the end).
 
     `on_epoch(epoch, metrics)` is called after every epoch with train_loss, val_loss and the gradient norm before
     clipping (grad_norm_mean, grad_norm_max, clipped_fraction). The weights are left at the best epoch's, also
@@ -87,16 +119,19 @@ def fit_network(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple
     net.to(device)
     x_train = torch.as_tensor(train[0], device=device)  # (N, L)
     y_train = torch.as_tensor(train[1], device=device)  # (N, h)
-    x_val = torch.as_tensor(val[0], device=device)  # (S, L)
-    y_val = torch.as_tensor(val[1], device=device)  # (S, h)
+    if val is not None:
+        x_val = torch.as_tensor(val[0], device=device)  # (S, L)
+        y_val = torch.as_tensor(val[1], device=device)  # (S, h)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    loss_fn = nn.L1Loss()
+    loss_fn = loss_function(cfg.loss)
     history = History()
     best_state, best_val, stale = copy.deepcopy(net.state_dict()), float("inf"), 0
     max_norm = cfg.clip if cfg.clip else float("inf")
     epoch = 0
+    started = time.perf_counter()
     try:
         batches = BatchSampler(len(x_train), cfg.batch_size, cfg.steps_per_epoch, generator)
+        scheduler = make_scheduler(optimizer, cfg.schedule, cfg.epochs * batches.steps)
         for epoch in range(1, cfg.epochs + 1):
             net.train()
             total, seen, norms = 0.0, 0, []
@@ -109,19 +144,27 @@ def fit_network(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple
                 if not (torch.isfinite(loss) and torch.isfinite(norm)):
                     raise TrainingDiverged(epoch, loss.item(), norm.item())
                 optimizer.step()
+                history.steps += 1
+                if scheduler is not None:
+                    scheduler.step()
                 norms.append(norm.item())
                 total += loss.item() * len(idx)
                 seen += len(idx)
             metrics = {"train_loss": total / seen,
-                       "val_loss": evaluate_loss(net, x_val, y_val, loss_fn, 4 * cfg.batch_size),
                        "grad_norm_mean": float(np.mean(norms)), "grad_norm_max": float(np.max(norms)),
-                       "clipped_fraction": float(np.mean(np.asarray(norms) > max_norm))}
+                       "clipped_fraction": float(np.mean(np.asarray(norms) > max_norm)),
+                       "lr": optimizer.param_groups[0]["lr"]}
             history.train_loss.append(metrics["train_loss"])
-            history.val_loss.append(metrics["val_loss"])
-            if not np.isfinite(metrics["val_loss"]):
-                raise TrainingDiverged(epoch, metrics["val_loss"], float("nan"))
-            if metrics["val_loss"] < best_val:
-                best_val, stale, history.best_epoch = metrics["val_loss"], 0, epoch
+            # without validation windows the latest epoch is the best so far: the schedule decides the end
+            score = metrics["train_loss"] if val is None else evaluate_loss(net, x_val, y_val, loss_fn,
+                                                                            4 * cfg.batch_size)
+            if val is not None:
+                metrics["val_loss"] = score
+                history.val_loss.append(score)
+            if not np.isfinite(score):
+                raise TrainingDiverged(epoch, score, float("nan"))
+            if val is None or score < best_val:
+                best_val, stale, history.best_epoch = score, 0, epoch
                 best_state = copy.deepcopy(net.state_dict())
             else:
                 stale += 1
@@ -138,6 +181,7 @@ def fit_network(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple
         raise ModelError(f"training failed at epoch {epoch}: {str(exc).splitlines()[0]}; "
                          "lower --lr, --batch-size or --hidden-size") from None
     finally:
+        history.seconds = time.perf_counter() - started
         net.load_state_dict(best_state)
         net.eval()
     return history

@@ -136,3 +136,45 @@ def test_damaged_model_folders_are_refused(data, parts, tmp_path):
         registry.load(path)
     with pytest.raises(ModelError, match="no forecaster.json; this is not a saved forecast model"):
         registry.load(tmp_path)
+
+
+def test_an_ensemble_is_the_median_of_its_members_and_saves_as_one_model(data, parts, tmp_path):
+    train, _ = parts
+    ensemble = make("gru", ensemble=3).fit(train, data.freq, H)
+    assert ensemble.lookbacks_ == [12, 18, 9] and len(ensemble.nets_) == 3
+    members = [make("gru", seed=1 + i, lookback=lookback).fit(train, data.freq, H).predict()["yhat"].to_numpy()
+               for i, lookback in enumerate(ensemble.lookbacks_)]
+    assert not np.allclose(members[0], members[1])
+    expected = np.median(np.stack(members), axis=0)
+    np.testing.assert_allclose(ensemble.predict()["yhat"], expected, rtol=1e-5)
+    path = ensemble.save(tmp_path / "ensemble")
+    assert {"weights.pt", "weights-1.pt", "weights-2.pt"} <= {p.name for p in path.iterdir()}
+    np.testing.assert_allclose(registry.load(path).predict(df=train)["yhat"], expected, rtol=1e-5)
+    (path / "weights-2.pt").unlink()
+    with pytest.raises(ModelError, match="weights-2.pt is missing"):
+        registry.load(path)
+
+
+def test_without_validation_every_window_trains_and_the_schedule_ends_at_zero(data, parts):
+    train, _ = parts
+    seen = []
+    model = make("rnn", validate=False, epochs=3).fit(train, data.freq, H, on_epoch=lambda e, m: seen.append(m))
+    assert all("val_loss" not in m for m in seen) and model.history_loss_.best_epoch == 3
+    lrs = [m["lr"] for m in seen]
+    assert lrs == sorted(lrs, reverse=True) and lrs[-1] == pytest.approx(0.0, abs=1e-12)
+    validated = make("rnn", epochs=1).fit(train, data.freq, H)
+    assert model.n_windows_ == validated.n_windows_ + 4 * H  # each series' last horizon of windows too
+
+
+def test_models_saved_before_the_transforms_still_forecast_as_they_did(data, parts, tmp_path):
+    train, _ = parts
+    model = make("gru", deseasonalize=False, log=False).fit(train, data.freq, H)
+    path = model.save(tmp_path / "old")
+    doc = json.loads((path / "forecaster.json").read_text())
+    doc["state"] = {"lookback": doc["state"]["lookback"]}  # the state as the first format wrote it
+    for key in ("deseasonalize", "log", "ensemble", "loss", "schedule", "validate", "recent"):
+        doc["config"].pop(key)
+    (path / "forecaster.json").write_text(json.dumps(doc))
+    old = registry.load(path)
+    assert not old.config.deseasonalize and not old.config.log
+    np.testing.assert_allclose(old.predict(df=train)["yhat"], model.predict()["yhat"], rtol=1e-6)

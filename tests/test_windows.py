@@ -1,4 +1,4 @@
-"""Windowing and scaling: counts, contents, padding and the exact inverse."""
+"""Windowing: counts, contents, padding, recent windows."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from forecast.windows import Scaler, last_windows, left_pad, make_windows, split_windows
+from forecast.windows import last_windows, left_pad, make_windows, split_windows
 
 series_st = st.lists(arrays(float, st.integers(1, 40), elements=st.floats(-1e3, 1e3, allow_nan=False)),
                      min_size=1, max_size=5)
@@ -33,20 +33,16 @@ def test_validation_targets_are_the_last_h_points_and_training_never_sees_them(s
     assert len(x_train) == expected
 
 
-@given(series_st)
-def test_scaling_inverts_exactly(series):
-    scaler = Scaler.fit(series)
-    scaled = scaler.transform(series)
-    assert np.all(np.isfinite(scaler.scale)) and np.all(scaler.scale > 0)
-    width = min(len(s) for s in series)
-    back = scaler.inverse(np.stack([s[:width] for s in scaled]))
-    np.testing.assert_allclose(back, np.stack([s[:width] for s in series]), rtol=1e-9, atol=1e-6)
-
-
-def test_constant_and_zero_series_scale_without_dividing_by_zero():
-    scaler = Scaler.fit([np.full(10, 5.0), np.zeros(10)])
-    assert scaler.scale.tolist() == [5.0, 1.0]
-    assert all(np.all(np.isfinite(s)) for s in scaler.transform([np.full(10, 5.0), np.zeros(10)]))
+@given(series_st, st.integers(1, 8), st.integers(1, 4), st.integers(1, 5))
+def test_recent_keeps_each_series_last_windows(series, lookback, h, recent):
+    x_all, y_all = make_windows(series, lookback, h)
+    x, y = make_windows(series, lookback, h, recent)
+    counts = [max(len(s), lookback + h) - lookback - h + 1 for s in series]
+    assert len(x) == sum(min(c, recent) for c in counts)
+    ends = np.cumsum(counts)  # each series' windows end at these rows of the full set
+    keep = np.concatenate([np.arange(e - min(c, recent), e) for e, c in zip(ends, counts)])
+    np.testing.assert_array_equal(x, x_all[keep])
+    np.testing.assert_array_equal(y, y_all[keep])
 
 
 def test_last_windows_pad_short_histories():

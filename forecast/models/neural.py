@@ -1,7 +1,9 @@
 """Latent-autoregressive forecasters in PyTorch: RNN, LSTM and GRU over a hidden state H_t, and a Transformer.
 
-Each net reads a scaled lookback window (B, L) and maps it to all h future values at once (B, h); one global
-model is trained over every series with `forecast.training.fit_network`.
+Each net reads a transformed lookback window (B, L) (seasonally adjusted, in logs where the series is positive:
+`forecast.transforms`) and maps it to all h future values at once (B, h), relative to the window's last value;
+one global model is trained over every series with `forecast.training.fit_network`. With `ensemble` N > 1, N
+nets of different seeds and lookbacks are trained and the forecast is their median.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from torch import nn
 from forecast.diagnostics import GradientProbe
 from forecast.errors import ModelError
 from forecast.models.base import Forecaster
-from forecast.training import History, TrainConfig, fit_network, resolve_device
-from forecast.windows import Scaler, last_windows, split_windows
+from forecast.training import LOSSES, SCHEDULES, History, TrainConfig, fit_network, resolve_device
+from forecast.transforms import fit_transforms
+from forecast.windows import last_windows, make_windows, split_windows
 
 WEIGHTS_FILE = "weights.pt"
+LOOKBACK_FACTORS = (1.0, 1.5, 0.75, 2.0, 1.25)  # ensemble member i's lookback: the base times factor i (cycled)
 
 
 @dataclass
@@ -31,7 +35,7 @@ class NeuralConfig:
     layers: int = 2
     dropout: float = 0.0
     heads: int = 4  # attention heads (transformer only)
-    epochs: int = 100
+    epochs: int = 20  # the length of the cosine learning-rate schedule; early stopping may end sooner
     batch_size: int = 128
     steps_per_epoch: int | None = 50
     lr: float = 1e-3
@@ -41,9 +45,16 @@ class NeuralConfig:
     seed: int = 1
     device: str = "auto"
     diagnostics: bool = True  # measure the gradient flow by lag (one extra backward pass per measured epoch)
+    loss: str = "mae"
+    schedule: str = "cosine"
+    deseasonalize: bool = True  # divide seasonal series by classical multiplicative indices first
+    log: bool = True  # learn positive series in logs (errors become relative, as sMAPE's are)
+    ensemble: int = 1  # members of different seeds and lookbacks; the forecast is their median
+    validate: bool = True  # hold out each series' last horizon for early stopping (False: train on every window)
+    recent: float | None = None  # train on the windows ending in each series' last `recent` x horizon points only
 
     def __post_init__(self):
-        positive = ("hidden_size", "layers", "heads", "epochs", "batch_size", "patience")
+        positive = ("hidden_size", "layers", "heads", "epochs", "batch_size", "patience", "ensemble")
         for name in positive + (("lookback",) if self.lookback is not None else ()):
             if int(getattr(self, name)) < 1:
                 raise ModelError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 1")
@@ -53,6 +64,12 @@ class NeuralConfig:
             raise ModelError(f"--dropout {self.dropout}: must be in [0, 1)")
         if self.lr <= 0:
             raise ModelError(f"--lr {self.lr}: must be positive")
+        if self.recent is not None and self.recent <= 0:
+            raise ModelError(f"--recent {self.recent}: must be positive (horizons of history to train on)")
+        if self.loss not in LOSSES:
+            raise ModelError(f"--loss {self.loss}: unknown; choose one of {', '.join(LOSSES)}")
+        if self.schedule not in SCHEDULES:
+            raise ModelError(f"--schedule {self.schedule}: unknown; choose one of {', '.join(SCHEDULES)}")
 
     def train_config(self) -> TrainConfig:
         names = {f.name for f in fields(TrainConfig)}
@@ -61,6 +78,11 @@ class NeuralConfig:
 
 def default_lookback(h: int, season: int) -> int:
     return max(2 * h, season + h if season > 1 else 0)
+
+
+def member_lookbacks(base: int, members: int) -> list[int]:
+    """The lookback of each ensemble member: the base, then the base scaled by LOOKBACK_FACTORS in turn."""
+    return [max(2, round(base * LOOKBACK_FACTORS[i % len(LOOKBACK_FACTORS)])) for i in range(members)]
 
 
 def _detach(state):
@@ -136,14 +158,15 @@ class TransformerNet(nn.Module):
 
 
 class NeuralForecaster(Forecaster):
-    """A global net over all series: per-series scaling, windows, the shared training loop, recursive long horizons."""
+    """A global net (or a median ensemble of nets) over all series: per-series transforms, windows, the shared
+    training loop, recursive forecasts past the nets' horizon."""
 
     Config = NeuralConfig
     cell: str
 
-    def _build(self, lookback: int, h: int) -> nn.Module:
+    def _build(self, lookback: int, h: int, seed: int) -> nn.Module:
         c = self.config
-        torch.manual_seed(c.seed)
+        torch.manual_seed(seed)
         if self.cell == "transformer":
             return TransformerNet(lookback, h, c.hidden_size, c.layers, c.dropout, c.heads)
         return RecurrentNet(self.cell, lookback, h, c.hidden_size, c.layers, c.dropout)
@@ -153,55 +176,88 @@ class NeuralForecaster(Forecaster):
         if self.config.tbptt and self.cell == "transformer":
             raise ModelError("--tbptt applies to the recurrent models (rnn, lstm, gru), not the transformer")
 
+    @property
+    def net_(self) -> nn.Module:
+        """The first member's net (the only one without an ensemble)."""
+        return self.nets_[0]
+
+    def _transformed(self, series):
+        transforms = fit_transforms(series, self.freq_.season, self.config.deseasonalize, self.config.log)
+        return transforms, [t.transform(s) for t, s in zip(transforms, series)]
+
     def _fit(self, ids, series, h):
-        self.lookback_ = self.config.lookback or default_lookback(h, self.freq_.season)
+        c = self.config
+        self.lookback_ = c.lookback or default_lookback(h, self.freq_.season)
         shortest = min(len(s) for s in series)
         if shortest <= h:
             uid = ids[int(np.argmin([len(s) for s in series]))]
             raise ModelError(f"series '{uid}' has {shortest} training points; the {self.name} model needs more than "
                              f"the horizon ({h}) to hold out a validation window; use a shorter --horizon")
-        scaled = Scaler.fit(series).transform(series)
-        train, val = split_windows(scaled, self.lookback_, h)
-        self.n_windows_ = len(train[0])
-        self.net_ = self._build(self.lookback_, h)
-        self.probe_ = self._probe(train) if self.config.diagnostics else None
+        _, scaled = self._transformed(series)
+        self.lookbacks_ = member_lookbacks(self.lookback_, c.ensemble)
+        self.nets_, self.histories_, self.n_windows_, self.probe_ = [], [], 0, None
+        offset = 0  # member i's epochs are reported after those of the members before it
+        for member, lookback in enumerate(self.lookbacks_):
+            recent = max(1, round(c.recent * h)) if c.recent else None
+            if c.validate:
+                train, val = split_windows(scaled, lookback, h, recent)
+            else:
+                train, val = make_windows(scaled, lookback, h, recent), None
+            self.n_windows_ += len(train[0])
+            net = self._build(lookback, h, c.seed + member)
+            self.nets_.append(net)
+            if member == 0 and c.diagnostics:
+                self.probe_ = self._probe(net, train)
 
-        def on_epoch(epoch, metrics):
-            if self.probe_ is not None and self.probe_.due(epoch):
-                self.probe_.measure(f"epoch {epoch}")
-            if self.on_epoch_ is not None:
-                self.on_epoch_(epoch, metrics)
+            def on_epoch(epoch, metrics, member=member, offset=offset):
+                if member == 0 and self.probe_ is not None and self.probe_.due(epoch):
+                    self.probe_.measure(f"epoch {epoch}")
+                if self.on_epoch_ is not None:
+                    self.on_epoch_(offset + epoch, {**metrics, "member": member} if c.ensemble > 1 else metrics)
 
-        self.history_loss_: History = fit_network(self.net_, train, val, self.config.train_config(), on_epoch)
-        if self.probe_ is not None:
-            self.probe_.measure(f"end (best epoch {self.history_loss_.best_epoch})")
+            cfg = c.train_config()
+            cfg.seed = c.seed + member
+            history = fit_network(net, train, val, cfg, on_epoch)
+            self.histories_.append(history)
+            offset += len(history.train_loss)
+            if member == 0 and self.probe_ is not None:
+                self.probe_.measure(f"end (best epoch {history.best_epoch})")
+        self.history_loss_: History = self.histories_[0]
 
-    def _probe(self, train) -> GradientProbe:
+    def _probe(self, net, train) -> GradientProbe:
         """A gradient-flow probe on a fixed batch of training windows."""
         device = resolve_device(self.config.device)
         pick = torch.randperm(len(train[0]), generator=torch.Generator().manual_seed(self.config.seed))[:256]
         x = torch.as_tensor(train[0][pick.numpy()], device=device)  # (P, L)
         y = torch.as_tensor(train[1][pick.numpy()], device=device)  # (P, h)
-        return GradientProbe(self.net_, x, y, self.config.tbptt)
+        net.to(device)
+        return GradientProbe(net, x, y, self.config.tbptt)
 
     @torch.no_grad()
     def _forecast(self, ids, series, h):
-        scaler = Scaler.fit(series)
-        scaled = scaler.transform(series)
-        device = next(self.net_.parameters()).device
-        self.net_.eval()
-        steps = []
-        while sum(s.shape[1] for s in steps) < h:
-            x = torch.as_tensor(last_windows(scaled, self.lookback_), device=device)  # (S, L)
-            out = self.net_(x).cpu().numpy().astype(float)  # (S, h_model)
-            steps.append(out)
-            scaled = [np.concatenate([s, o]) for s, o in zip(scaled, out)]
-        return scaler.inverse(np.concatenate(steps, axis=1)[:, :h])
+        transforms, scaled = self._transformed(series)
+        members = []
+        for net, lookback in zip(self.nets_, self.lookbacks_):
+            device = next(net.parameters()).device
+            net.eval()
+            history, steps = scaled, []
+            while sum(s.shape[1] for s in steps) < h:
+                x = torch.as_tensor(last_windows(history, lookback), device=device)  # (S, L)
+                out = net(x).cpu().numpy().astype(float)  # (S, h_model)
+                steps.append(out)
+                history = [np.concatenate([s, o]) for s, o in zip(history, out)]
+            members.append(np.concatenate(steps, axis=1)[:, :h])  # (S, h)
+        z = np.median(np.stack(members), axis=0)  # (S, h); the inverse transforms are increasing
+        return np.stack([t.inverse(row) for t, row in zip(transforms, z)])
 
     def fit_details(self):
-        hist = self.history_loss_
-        return {"lookback_used": self.lookback_, "best_epoch": hist.best_epoch, "epochs_run": len(hist.train_loss),
-                "train_windows": self.n_windows_}, None
+        hists = self.histories_
+        details = {"lookback_used": self.lookback_, "best_epoch": hists[0].best_epoch,
+                   "epochs_run": sum(len(h.train_loss) for h in hists), "train_windows": self.n_windows_}
+        if len(hists) > 1:
+            details["member_lookbacks"] = ",".join(map(str, self.lookbacks_))
+            details["member_best_epochs"] = ",".join(str(h.best_epoch) for h in hists)
+        return details, None
 
     def gradient_flow(self) -> tuple[dict, pd.DataFrame] | None:
         """(grad_ratio_last_first and grad_half_life, the gradient norm by lag per measured epoch), if measured."""
@@ -210,27 +266,38 @@ class NeuralForecaster(Forecaster):
             return None
         return probe.summary(), probe.frame()
 
+    @staticmethod
+    def _weights_file(member: int) -> str:
+        return WEIGHTS_FILE if member == 0 else f"weights-{member}.pt"
+
     def _state(self, path: Path):
-        torch.save({k: v.cpu() for k, v in self.net_.state_dict().items()}, path / WEIGHTS_FILE)
-        return {"lookback": self.lookback_}
+        for member, net in enumerate(self.nets_):
+            torch.save({k: v.cpu() for k, v in net.state_dict().items()}, path / self._weights_file(member))
+        return {"lookback": self.lookback_, "lookbacks": self.lookbacks_, "transforms": 2}
 
     def _restore(self, path: Path, state):
         self.lookback_ = int(state["lookback"])
-        weights = path / WEIGHTS_FILE
-        if not weights.is_file():
-            raise ModelError(f"{path}: {WEIGHTS_FILE} is missing; the model folder is incomplete")
-        try:
-            tensors = torch.load(weights, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises UnpicklingError and others for files it will not trust
-            raise ModelError(f"{weights}: refused to load ({str(exc).splitlines()[0]}); "
-                             "only plain tensors are accepted") from None
-        self.net_ = self._build(self.lookback_, self.h_)
-        try:
-            self.net_.load_state_dict(tensors)
-        except (RuntimeError, TypeError, AttributeError) as exc:
-            raise ModelError(f"{weights}: does not fit the {self.name} network "
-                             f"({str(exc).splitlines()[0]})") from None
-        self.net_.to(resolve_device("auto")).eval()
+        self.lookbacks_ = [int(v) for v in state.get("lookbacks", [self.lookback_])]
+        if state.get("transforms") != 2:  # saved before seasonal adjustment and logs: per-series standardising
+            self.config.deseasonalize = self.config.log = False
+        device = resolve_device("auto")
+        self.nets_ = []
+        for member, lookback in enumerate(self.lookbacks_):
+            weights = path / self._weights_file(member)
+            if not weights.is_file():
+                raise ModelError(f"{path}: {weights.name} is missing; the model folder is incomplete")
+            try:
+                tensors = torch.load(weights, map_location="cpu", weights_only=True)
+            except Exception as exc:  # torch raises UnpicklingError and others for files it will not trust
+                raise ModelError(f"{weights}: refused to load ({str(exc).splitlines()[0]}); "
+                                 "only plain tensors are accepted") from None
+            net = self._build(lookback, self.h_, self.config.seed + member)
+            try:
+                net.load_state_dict(tensors)
+            except (RuntimeError, TypeError, AttributeError) as exc:
+                raise ModelError(f"{weights}: does not fit the {self.name} network "
+                                 f"({str(exc).splitlines()[0]})") from None
+            self.nets_.append(net.to(device).eval())
 
 
 class RNNForecaster(NeuralForecaster):

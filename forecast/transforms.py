@@ -1,0 +1,97 @@
+"""Per-series transforms the nets learn in: seasonal adjustment and log or standard scaling, and their inverse.
+
+Seasonality follows the M4 competition's benchmarks: a series is called seasonal when its autocorrelation at the
+seasonal lag passes a 90% test, and then divided by the seasonal indices of a classical multiplicative
+decomposition. Positive series are then taken to logs, so that an error in the transformed space is a relative
+error (|log(yhat / y)| is sMAPE's 2|yhat - y| / (yhat + y) to first order); other series are standardised.
+Every statistic comes from the history it is applied to, so a saved net forecasts any new history the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def acf(y: np.ndarray, lags: int) -> np.ndarray:
+    """Sample autocorrelations r_0..r_lags of `y` (r_0 = 1)."""
+    z = np.asarray(y, float) - np.mean(y)
+    denom = float(z @ z)
+    if denom == 0:
+        return np.r_[1.0, np.zeros(lags)]
+    return np.array([1.0] + [float(z[k:] @ z[:-k]) / denom for k in range(1, lags + 1)])
+
+
+def is_seasonal(y: np.ndarray, season: int) -> bool:
+    """The M4 benchmarks' 90% test: |r_m| > 1.645 sqrt((1 + 2 sum_{k<m} r_k^2) / n), for n >= 3m."""
+    n = len(y)
+    if season <= 1 or n < 3 * season:
+        return False
+    r = acf(y, season)
+    limit = 1.645 * np.sqrt((1 + 2 * np.sum(r[1:season] ** 2)) / n)
+    return bool(abs(r[season]) > limit)
+
+
+def seasonal_indices(y: np.ndarray, season: int) -> np.ndarray:
+    """Classical multiplicative seasonal indices (season,), index k for the points t with t % season == k,
+    normalised to mean 1: the mean ratio of y to its centred moving average at each position."""
+    y = np.asarray(y, float)
+    m = season
+    if m % 2:
+        trend = np.convolve(y, np.full(m, 1 / m), mode="valid")  # centred: offset (m - 1) / 2
+        offset = (m - 1) // 2
+    else:  # a 2 x m moving average
+        weights = np.r_[0.5, np.ones(m - 1), 0.5] / m
+        trend = np.convolve(y, weights, mode="valid")
+        offset = m // 2
+    ratios = y[offset:offset + len(trend)] / trend
+    positions = (np.arange(len(trend)) + offset) % m
+    index = np.array([ratios[positions == k].mean() for k in range(m)])
+    return index / index.mean()
+
+
+@dataclass
+class SeriesTransform:
+    """The transform of one series: z_t = log(y_t / s_t) where it is positive, else (y_t / s_t - loc) / scale."""
+
+    log: bool
+    loc: float
+    scale: float
+    index: np.ndarray | None  # the seasonal indices by position t % season, or None when not seasonal
+    length: int  # the history's length, to continue the seasonal positions into the future
+
+    @classmethod
+    def fit(cls, y: np.ndarray, season: int, deseasonalize: bool = True, log: bool = True) -> SeriesTransform:
+        y = np.asarray(y, float)
+        positive = bool(np.all(y > 0))
+        index = None
+        if deseasonalize and positive and is_seasonal(y, season):
+            index = seasonal_indices(y, season)
+        adjusted = y if index is None else y / index[np.arange(len(y)) % season]
+        if log and positive:
+            return cls(True, 0.0, 1.0, index, len(y))
+        loc, std = float(adjusted.mean()), float(adjusted.std())
+        # a constant series has no spread: scale by its magnitude instead (or 1 for zeros)
+        scale = std if std > 1e-8 * max(abs(loc), 1.0) else (abs(loc) if abs(loc) > 0 else 1.0)
+        return cls(False, loc, scale, index, len(y))
+
+    def _factors(self, start: int, count: int) -> np.ndarray:
+        if self.index is None:
+            return np.ones(count)
+        return self.index[np.arange(start, start + count) % len(self.index)]
+
+    def transform(self, y: np.ndarray) -> np.ndarray:
+        adjusted = np.asarray(y, float) / self._factors(0, len(y))
+        return np.log(adjusted) if self.log else (adjusted - self.loc) / self.scale
+
+    def inverse(self, z: np.ndarray) -> np.ndarray:
+        """The original-scale values of the transformed forecasts `z` for the points after the history."""
+        z = np.asarray(z, float)
+        values = np.exp(np.clip(z, -700, 700)) if self.log else z * self.scale + self.loc
+        return values * self._factors(self.length, len(z))
+
+
+def fit_transforms(series: list[np.ndarray], season: int, deseasonalize: bool = True,
+                   log: bool = True) -> list[SeriesTransform]:
+    return [SeriesTransform.fit(s, season, deseasonalize, log) for s in series]
