@@ -25,6 +25,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from m3 import GATES, recurrent_flops  # noqa: E402
 
 from forecast import api, registry  # noqa: E402
 from forecast.data import series_arrays  # noqa: E402
@@ -88,11 +91,14 @@ def m3_windows():
     return make_windows([t.transform(s) for t, s in zip(transforms, series)], L, H)
 
 
-def loop_steps(net: nn.Module, windows, steps: int) -> tuple[float, float]:
+def loop_steps(net: nn.Module, windows, steps: int, cell: str | None = None) -> tuple[float, float]:
     """(steps per second, FLOPs per step) of our training loop, as the models call it."""
-    x = torch.randn(B, L)
-    flops = flops_of(lambda: net(x).abs().mean().backward())
-    net.zero_grad(set_to_none=True)
+    if cell in GATES:
+        flops = recurrent_flops(cell, B, L, net.rnn.hidden_size, net.rnn.num_layers, H)
+    else:
+        x = torch.randn(B, L)
+        flops = flops_of(lambda: net(x).abs().mean().backward())
+        net.zero_grad(set_to_none=True)
     cfg = TrainConfig(epochs=1, steps_per_epoch=3, device="cpu")
     fit_network(net, windows, None, cfg)  # warm-up
     cfg = TrainConfig(epochs=max(steps // 20, 1), steps_per_epoch=20, device="cpu")
@@ -115,11 +121,11 @@ def main(argv=None) -> None:
     bare = bare_steps(BareGRU(200, 2), args.steps)
     rows.append(("bare nn.GRU step (2 x 200)", *bare, "NeuralForecast GRU fit: 5.8 steps/s"))
     ours = registry.create("gru", hidden_size=200, layers=2)._build(L, H, 1)
-    rows.append(("our loop, GRU 2 x 200", *loop_steps(ours, windows, args.steps), ""))
+    rows.append(("our loop, GRU 2 x 200", *loop_steps(ours, windows, args.steps, "gru"), ""))
     for name in ("rnn", "lstm", "gru", "transformer"):
         model = registry.create(name)
         net = model._build(L, H, 1)
-        rows.append((f"our loop, {name} default size", *loop_steps(net, windows, args.steps), ""))
+        rows.append((f"our loop, {name} default size", *loop_steps(net, windows, args.steps, name), ""))
     print(f"{'what':34} {'steps/s':>8} {'GFLOP/step':>10} {'GFLOP/s':>8} {'of ceiling':>10}  reference")
     for what, rate, flops, ref in rows:
         print(f"{what:34} {rate:8.2f} {flops / 1e9:10.3f} {rate * flops / 1e9:8.1f} "

@@ -248,11 +248,12 @@ def diagnose(path, models: tuple[str, ...] = ("rnn", "lstm", "gru"), horizon: in
 
 def predict(model_uri: str, path, horizon: int | None = None, *, id_col=None, time_col=None, target_col=None,
             freq: str | None = None, fill: str | None = None, aggregate: str | None = None,
-            tracking_uri: str | None = None) -> pd.DataFrame:
-    """Forecast `horizon` steps past the end of every series in the CSV at `path` with a logged model."""
+            tracking_uri: str | None = None, model=None) -> pd.DataFrame:
+    """Forecast `horizon` steps past the end of every series in the CSV at `path` with a logged model (`model`:
+    the pyfunc model already loaded from `model_uri`)."""
     from forecast import tracking
 
-    pyfunc = tracking.load_model(model_uri, tracking_uri)
+    pyfunc = model if model is not None else tracking.load_model(model_uri, tracking_uri)
     forecaster = tracking.forecaster_of(pyfunc)
     raw = read_csv(path)
     trained = forecaster.meta_.get("columns", {})

@@ -515,7 +515,8 @@ def series_arrays(df: pd.DataFrame) -> tuple[list[str], list[np.ndarray]]:
 def future_frame(df: pd.DataFrame, freq: Frequency, h: int, ids: list[str], yhat: np.ndarray) -> pd.DataFrame:
     """The long forecast frame (unique_id, ds, yhat) continuing each series of `df` at its frequency."""
     last = df.groupby(ID, sort=False)[TIME].last()
-    stamps = [freq.future(last[uid], h) for uid in ids]
+    futures = {stamp: freq.future(stamp, h) for stamp in last.unique()}  # series often end together
+    stamps = [futures[last[uid]] for uid in ids]
     return pd.DataFrame({
         ID: np.repeat(np.asarray(ids, dtype=object), h),
         TIME: stamps[0].append(stamps[1:]) if stamps else [],

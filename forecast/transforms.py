@@ -20,7 +20,7 @@ def acf(y: np.ndarray, lags: int) -> np.ndarray:
     denom = float(z @ z)
     if denom == 0:
         return np.r_[1.0, np.zeros(lags)]
-    return np.array([1.0] + [float(z[k:] @ z[:-k]) / denom for k in range(1, lags + 1)])
+    return np.correlate(z, z, mode="full")[len(z) - 1:len(z) + lags] / denom
 
 
 def is_seasonal(y: np.ndarray, season: int) -> bool:
@@ -47,7 +47,7 @@ def seasonal_indices(y: np.ndarray, season: int) -> np.ndarray:
         offset = m // 2
     ratios = y[offset:offset + len(trend)] / trend
     positions = (np.arange(len(trend)) + offset) % m
-    index = np.array([ratios[positions == k].mean() for k in range(m)])
+    index = np.bincount(positions, ratios, m) / np.bincount(positions, minlength=m)
     return index / index.mean()
 
 
