@@ -168,3 +168,26 @@ def test_bad_csv_values_name_the_row(tmp_path):
     result = CliRunner().invoke(main, ["train", str(path), "--model", "naive"])
     assert result.exit_code == 1
     assert result.output.strip() == f"Error: {path}: row 3: 'x' in column 'y' is not a number; fix or remove the row"
+
+
+def test_an_ensemble_trains_logs_and_predicts_as_one_model(m3_csv, tmp_path):
+    result = run("train", m3_csv, "--horizon", 6, *train_args("gru"), "--ensemble", 2, "--loss", "smape")
+    assert result.exit_code == 0, result.output
+    client, logged = only_run("m3_three")
+    params = logged.data.params
+    assert params["ensemble"] == "2" and params["member_lookbacks"] == "12,18" and params["loss"] == "smape"
+    assert params["epochs_run"] == "4"
+    members = client.get_metric_history(logged.info.run_id, "member")
+    assert [(m.step, m.value) for m in members] == [(1, 0), (2, 0), (3, 1), (4, 1)]
+    lrs = [m.value for m in sorted(client.get_metric_history(logged.info.run_id, "lr"), key=lambda m: m.step)]
+    assert lrs[1] == pytest.approx(0.0, abs=1e-12) and lrs[3] == pytest.approx(0.0, abs=1e-12)  # one schedule each
+    out = tmp_path / "ensemble.csv"
+    predicted = run("predict", f"runs:/{logged.info.run_id}/model", m3_csv, "--horizon", 6, "--output", out)
+    assert predicted.exit_code == 0, predicted.output
+    frame = pd.read_csv(out)
+    assert len(frame) == 18 and frame["yhat"].notna().all()
+
+
+def test_unknown_loss_is_refused_by_the_cli(m3_csv):
+    result = run("train", m3_csv, "--model", "gru", "--loss", "mse")
+    assert result.exit_code == 2 and "mse" in result.output
