@@ -10,7 +10,7 @@ from conftest import DATA
 
 from forecast import registry
 from forecast.data import load_series, split_holdout
-from forecast.errors import DataError, ModelError
+from forecast.errors import DataError, ModelError, TrainingInterrupted
 from forecast.models.ar import fit_series, recurse
 
 TINY = {"hidden_size": 8, "layers": 1, "epochs": 2, "lookback": 12}
@@ -178,3 +178,20 @@ def test_models_saved_before_the_transforms_still_forecast_as_they_did(data, par
     old = registry.load(path)
     assert not old.config.deseasonalize and not old.config.log
     np.testing.assert_allclose(old.predict(df=train)["yhat"], model.predict()["yhat"], rtol=1e-6)
+
+
+def test_an_ensemble_stopped_in_its_second_member_keeps_the_members_it_has(data, parts, tmp_path):
+    train, _ = parts
+
+    def stop_in_member_two(epoch, metrics):
+        if metrics["member"] == 1:
+            raise KeyboardInterrupt
+
+    model = make("gru", ensemble=3)
+    with pytest.raises(TrainingInterrupted) as stopped:
+        model.fit(train, data.freq, H, on_epoch=stop_in_member_two)
+    assert stopped.value.best_epoch == 1 and len(model.nets_) == 2 and model.lookbacks_ == [12, 18]
+    expected = model.predict(df=train)["yhat"]
+    loaded = registry.load(model.save(tmp_path / "stopped"))
+    assert len(loaded.nets_) == 2
+    np.testing.assert_allclose(loaded.predict(df=train)["yhat"], expected, rtol=1e-6)

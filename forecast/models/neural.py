@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from forecast.diagnostics import GradientProbe
-from forecast.errors import ModelError
+from forecast.errors import ModelError, TrainingDiverged, TrainingInterrupted
 from forecast.models.base import Forecaster
 from forecast.training import LOSSES, SCHEDULES, History, TrainConfig, fit_network, resolve_device
 from forecast.transforms import fit_transforms
@@ -217,12 +217,25 @@ class NeuralForecaster(Forecaster):
 
             cfg = c.train_config()
             cfg.seed = c.seed + member
-            history = fit_network(net, train, val, cfg, on_epoch)
+            try:
+                history = fit_network(net, train, val, cfg, on_epoch)
+            except (TrainingDiverged, TrainingInterrupted) as exc:
+                self._keep_finished_members(exc)
+                raise
             self.histories_.append(history)
             offset += len(history.train_loss)
             if member == 0 and self.probe_ is not None:
                 self.probe_.measure(f"end (best epoch {history.best_epoch})")
         self.history_loss_: History = self.histories_[0]
+
+    def _keep_finished_members(self, exc) -> None:
+        """After a stop in the middle of member k: keep k if it finished an epoch (its best weights are loaded),
+        else drop it; the ensemble is then the members kept, and `exc.best_epoch` says whether there are any."""
+        if not exc.best_epoch:
+            self.nets_.pop()
+            if self.histories_:
+                exc.best_epoch = self.histories_[-1].best_epoch
+        self.lookbacks_ = self.lookbacks_[:len(self.nets_)]
 
     def _probe(self, net, train) -> GradientProbe:
         """A gradient-flow probe on a fixed batch of training windows."""
