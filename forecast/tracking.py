@@ -6,9 +6,11 @@ import fcntl
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -71,16 +73,34 @@ def connect(uri: str | None = None) -> str:
     return uri
 
 
+@contextmanager
+def _ctrl_c_after():
+    """Hold a Ctrl-C (SIGINT) until the block is done, then raise it: a store call is never cut in half, which
+    could leave this process's connection holding SQLite's write lock for every write after it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+    if caught:
+        raise KeyboardInterrupt
+
+
 def retrying(call, attempts: int = 8):
     """`call()`, tried again with growing pauses while SQLite answers 'database is locked' (another process
-    writing the same store)."""
-    for attempt in range(attempts):
-        try:
-            return call()
-        except (MlflowException, OperationalError) as exc:
-            if "locked" not in str(exc) or attempt == attempts - 1:
-                raise
-            time.sleep(0.1 * 2 ** attempt)
+    writing the same store); a Ctrl-C waits until the call is done."""
+    with _ctrl_c_after():
+        for attempt in range(attempts):
+            try:
+                return call()
+            except (MlflowException, OperationalError) as exc:
+                if "locked" not in str(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.1 * 2 ** attempt)
 
 
 def _experiment_id(name: str, uri: str) -> str:
