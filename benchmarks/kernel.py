@@ -21,19 +21,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from m3 import recurrent_flops  # noqa: E402
-
-L, H, B = 36, 18, 128
-
-
-class TorchGRU(nn.Module):
-    def __init__(self, hidden, layers):
-        super().__init__()
-        self.rnn = nn.GRU(1, hidden, layers, batch_first=True)
-        self.head = nn.Linear(hidden, H)
-
-    def forward(self, x):
-        out, _ = self.rnn(x.unsqueeze(-1))
-        return self.head(out[:, -1])
+from speed import B, BareGRU, H, L, ceiling, steps_per_second  # noqa: E402
 
 
 class LoopGRU(nn.Module):
@@ -61,24 +49,6 @@ class LoopGRU(nn.Module):
         return self.head(h)
 
 
-def rate(net, steps) -> float:
-    x, y = torch.randn(B, L), torch.randn(B, H)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-
-    def step():
-        loss = (net(x) - y).abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    for _ in range(3):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return steps / (time.perf_counter() - start)
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hidden", type=int, default=200)
@@ -89,22 +59,17 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
     flops = recurrent_flops("gru", B, L, args.hidden, args.layers, H)
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    a @ b
-    start = time.perf_counter()
-    for _ in range(10):
-        a @ b
-    peak = 2 * 2048**3 * 10 / (time.perf_counter() - start) / 1e9
+    peak = ceiling()
     print(f"GRU {args.layers} x {args.hidden}, window {L}, batch {B}: {flops / 1e9:.2f} GFLOP per step; "
           f"matmul ceiling {peak:.0f} GFLOP/s")
     start = time.perf_counter()
     compiled = torch.compile(LoopGRU(args.hidden, args.layers))
-    rate(compiled, 1)
+    steps_per_second(compiled, 1)
     compile_s = time.perf_counter() - start
-    for what, net in (("nn.GRU", TorchGRU(args.hidden, args.layers)), ("loop GRU, eager", LoopGRU(args.hidden,
+    for what, net in (("nn.GRU", BareGRU(args.hidden, args.layers)), ("loop GRU, eager", LoopGRU(args.hidden,
                                                                                                    args.layers)),
                       (f"loop GRU, torch.compile ({compile_s:.0f} s to compile)", compiled)):
-        r = rate(net, args.steps)
+        r = steps_per_second(net, args.steps)
         print(f"{what:44} {r:7.2f} steps/s {r * flops / 1e9:7.1f} GFLOP/s {r * flops / 1e9 / peak:6.1%} of ceiling")
 
 
