@@ -36,7 +36,7 @@ SCHEDULES = ("cosine", "constant")
 
 
 def smape_loss(yhat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """sMAPE (as a fraction of 2) between exp(yhat) and exp(y): 2|a - b| / (a + b) = 2 tanh(|log a - log b| / 2)."""
+    """sMAPE / 100 between exp(yhat) and exp(y), from the logs: 2|a - b| / (a + b) = 2 tanh(|log a - log b| / 2)."""
     return (2 * torch.tanh((yhat - y).abs() / 2)).mean()
 
 

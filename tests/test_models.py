@@ -159,7 +159,7 @@ def test_without_validation_every_window_trains_and_the_schedule_ends_at_zero(da
     train, _ = parts
     seen = []
     model = make("rnn", validate=False, epochs=3).fit(train, data.freq, H, on_epoch=lambda e, m: seen.append(m))
-    assert all("val_loss" not in m for m in seen) and model.history_loss_.best_epoch == 3
+    assert all("val_loss" not in m for m in seen) and model.histories_[0].best_epoch == 3
     lrs = [m["lr"] for m in seen]
     assert lrs == sorted(lrs, reverse=True) and lrs[-1] == pytest.approx(0.0, abs=1e-12)
     validated = make("rnn", epochs=1).fit(train, data.freq, H)
@@ -195,3 +195,10 @@ def test_an_ensemble_stopped_in_its_second_member_keeps_the_members_it_has(data,
     loaded = registry.load(model.save(tmp_path / "stopped"))
     assert len(loaded.nets_) == 2
     np.testing.assert_allclose(loaded.predict(df=train)["yhat"], expected, rtol=1e-6)
+
+
+def test_member_lookbacks_start_at_the_base_even_for_a_one_step_window():
+    from forecast.models.neural import member_lookbacks
+
+    assert member_lookbacks(1, 1) == [1]
+    assert member_lookbacks(36, 6) == [36, 54, 27, 72, 45, 36]

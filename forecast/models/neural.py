@@ -20,11 +20,12 @@ from torch import nn
 from forecast.diagnostics import GradientProbe
 from forecast.errors import ModelError, TrainingDiverged, TrainingInterrupted
 from forecast.models.base import Forecaster
-from forecast.training import LOSSES, SCHEDULES, History, TrainConfig, fit_network, resolve_device
+from forecast.training import LOSSES, SCHEDULES, TrainConfig, fit_network, resolve_device
 from forecast.transforms import fit_transforms
 from forecast.windows import last_windows, make_windows, split_windows
 
 WEIGHTS_FILE = "weights.pt"
+TRANSFORMS = 2  # saved in a model's state: the nets learn in forecast.transforms' space (1: standardised only)
 LOOKBACK_FACTORS = (1.0, 1.5, 0.75, 2.0, 1.25)  # ensemble member i's lookback: the base times factor i (cycled)
 
 
@@ -82,7 +83,7 @@ def default_lookback(h: int, season: int) -> int:
 
 def member_lookbacks(base: int, members: int) -> list[int]:
     """The lookback of each ensemble member: the base, then the base scaled by LOOKBACK_FACTORS in turn."""
-    return [max(2, round(base * LOOKBACK_FACTORS[i % len(LOOKBACK_FACTORS)])) for i in range(members)]
+    return [max(1, round(base * LOOKBACK_FACTORS[i % len(LOOKBACK_FACTORS)])) for i in range(members)]
 
 
 def _detach(state):
@@ -176,11 +177,6 @@ class NeuralForecaster(Forecaster):
         if self.config.tbptt and self.cell == "transformer":
             raise ModelError("--tbptt applies to the recurrent models (rnn, lstm, gru), not the transformer")
 
-    @property
-    def net_(self) -> nn.Module:
-        """The first member's net (the only one without an ensemble)."""
-        return self.nets_[0]
-
     def _transformed(self, series):
         transforms = fit_transforms(series, self.freq_.season, self.config.deseasonalize, self.config.log)
         return transforms, [t.transform(s) for t, s in zip(transforms, series)]
@@ -196,9 +192,9 @@ class NeuralForecaster(Forecaster):
         _, scaled = self._transformed(series)
         self.lookbacks_ = member_lookbacks(self.lookback_, c.ensemble)
         self.nets_, self.histories_, self.n_windows_, self.probe_ = [], [], 0, None
+        recent = max(1, round(c.recent * h)) if c.recent else None
         offset = 0  # member i's epochs are reported after those of the members before it
         for member, lookback in enumerate(self.lookbacks_):
-            recent = max(1, round(c.recent * h)) if c.recent else None
             if c.validate:
                 train, val = split_windows(scaled, lookback, h, recent)
             else:
@@ -226,7 +222,6 @@ class NeuralForecaster(Forecaster):
             offset += len(history.train_loss)
             if member == 0 and self.probe_ is not None:
                 self.probe_.measure(f"end (best epoch {history.best_epoch})")
-        self.history_loss_: History = self.histories_[0]
 
     def _keep_finished_members(self, exc) -> None:
         """After a stop in the middle of member k: keep k if it finished an epoch (its best weights are loaded),
@@ -286,12 +281,12 @@ class NeuralForecaster(Forecaster):
     def _state(self, path: Path):
         for member, net in enumerate(self.nets_):
             torch.save({k: v.cpu() for k, v in net.state_dict().items()}, path / self._weights_file(member))
-        return {"lookback": self.lookback_, "lookbacks": self.lookbacks_, "transforms": 2}
+        return {"lookback": self.lookback_, "lookbacks": self.lookbacks_, "transforms": TRANSFORMS}
 
     def _restore(self, path: Path, state):
         self.lookback_ = int(state["lookback"])
         self.lookbacks_ = [int(v) for v in state.get("lookbacks", [self.lookback_])]
-        if state.get("transforms") != 2:  # saved before seasonal adjustment and logs: per-series standardising
+        if state.get("transforms") != TRANSFORMS:  # saved before seasonal adjustment and logs: standardising
             self.config.deseasonalize = self.config.log = False
         device = resolve_device("auto")
         self.nets_ = []
