@@ -19,13 +19,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from m3 import HORIZONS, ROOT  # noqa: E402
+
+from forecast import api  # noqa: E402
+from forecast.data import ID, TARGET  # noqa: E402
 from forecast.metrics import smape  # noqa: E402  (every series has h points: the mean over points is over series)
 from forecast.transforms import fit_transforms  # noqa: E402
 
-SUBSETS = {"monthly": (18, 12), "quarterly": (8, 4), "yearly": (6, 1), "other": (8, 1)}  # horizon, season
 ALPHAS, PHIS, HISTORIES = (0.3, 0.5, 0.8, 1.0), (0.5, 1.0), (None, 2, 3, 4)
 
 
@@ -39,12 +41,12 @@ def theta_line(z: np.ndarray, alpha: float, phi: float, h: int) -> np.ndarray:
 
 
 def scores(subset: str) -> pd.DataFrame:
-    h, season = SUBSETS[subset]
-    train = pd.read_csv(ROOT / f"data/m3_{subset}_train.csv")
-    test = pd.read_csv(ROOT / f"data/m3_{subset}_test.csv")
-    series = [g["y"].to_numpy(float) for _, g in train.groupby("unique_id", sort=True)]
-    actual = np.stack([g["y"].to_numpy(float) for _, g in test.groupby("unique_id", sort=True)])
-    transforms = fit_transforms(series, season)
+    h = HORIZONS[subset]
+    train = api.load(ROOT / f"data/m3_{subset}_train.csv")
+    test = api.load(ROOT / f"data/m3_{subset}_test.csv", freq=train.freq.alias)
+    series = [g.to_numpy(float) for _, g in train.df.groupby(ID, sort=True)[TARGET]]
+    actual = np.stack([g.to_numpy(float) for _, g in test.df.groupby(ID, sort=True)[TARGET]])
+    transforms = fit_transforms(series, train.freq.season)
     z = [t.transform(s) for t, s in zip(transforms, series)]
     rows = []
     for alpha, phi, history in itertools.product(ALPHAS, PHIS, HISTORIES):
@@ -57,10 +59,10 @@ def scores(subset: str) -> pd.DataFrame:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--subset", nargs="+", default=["all"], choices=[*SUBSETS, "all"])
+    ap.add_argument("--subset", nargs="+", default=["all"], choices=[*HORIZONS, "all"])
     ap.add_argument("--top", type=int, default=3, help="settings to print per subset, best first")
     args = ap.parse_args(argv)
-    for subset in list(SUBSETS) if "all" in args.subset else args.subset:
+    for subset in list(HORIZONS) if "all" in args.subset else args.subset:
         print(scores(subset).head(args.top).round(2).to_string(index=False), flush=True)
 
 
