@@ -2,7 +2,7 @@
 """Batch-prediction time of a saved model, end to end inside one process (the interpreter's start excluded):
 importing forecast and MLflow, loading the model, reading and validating the CSV, forecasting, writing the CSV.
 
-    python3 benchmarks/predict.py runs:/<run_id>/model data/m3_monthly_train.csv --horizon 18
+    python3 benchmarks/predict.py runs:/<run_id>/model data/m3_monthly_train.csv --horizon 18 --level 80 95
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ def main(argv=None) -> None:
     ap.add_argument("--horizon", type=int)
     ap.add_argument("--output", default="/dev/null")
     ap.add_argument("--tracking-uri")
+    ap.add_argument("--level", type=float, nargs="*", default=[], help="also forecast these prediction intervals")
     args = ap.parse_args(argv)
     marks = [("start", START)]
 
@@ -38,7 +39,8 @@ def main(argv=None) -> None:
     marks.append(("open the MLflow store", time.perf_counter()))
     pyfunc = tracking.load_model(args.model_uri, args.tracking_uri)
     marks.append(("load the model", time.perf_counter()))
-    frame = api.predict(args.model_uri, args.csv, args.horizon, tracking_uri=args.tracking_uri, model=pyfunc)
+    frame = api.predict(args.model_uri, args.csv, args.horizon, tracking_uri=args.tracking_uri, model=pyfunc,
+                        levels=args.level)
     marks.append(("read and check the CSV, forecast", time.perf_counter()))
     frame.to_csv(args.output, index=False)
     marks.append(("write the CSV", time.perf_counter()))

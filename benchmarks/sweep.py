@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Runs benchmarks/m3.py configurations in parallel, one torch thread per process, until a deadline.
+"""Runs benchmarks/accuracy.py configurations in parallel, one torch thread per process, until a deadline.
 
 Each job is (subset, model, params); results go to OUT/results.jsonl as they finish and every job's forecast
 matrix to OUT/forecasts.npz (key: the job's index), so that ensembles can be scored afterwards.
@@ -25,11 +25,11 @@ def work(job):
     import torch
 
     torch.set_num_threads(1)
-    import m3
+    import accuracy
 
     index, subset, model, params = job
     try:
-        row, yhat = m3.run(subset, model, dict(params), None, return_matrix=True)
+        row, yhat = accuracy.run(subset, model, dict(params), None, return_matrix=True)
         return index, {**row, "params": params, "job": index}, yhat
     except Exception as exc:  # a failed configuration is a result too
         return index, {"subset": subset, "model": model, "params": params, "job": index, "error": repr(exc)}, None

@@ -21,7 +21,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from m3 import HORIZONS, ROOT  # noqa: E402
+from accuracy import HORIZONS, ROOT  # noqa: E402
 
 from forecast import api  # noqa: E402
 from forecast.data import ID, TARGET  # noqa: E402
@@ -42,8 +42,8 @@ def theta_line(z: np.ndarray, alpha: float, phi: float, h: int) -> np.ndarray:
 
 def scores(subset: str) -> pd.DataFrame:
     h = HORIZONS[subset]
-    train = api.load(ROOT / f"data/m3_{subset}_train.csv")
-    test = api.load(ROOT / f"data/m3_{subset}_test.csv", freq=train.freq.alias)
+    train = api.load(ROOT / f"data/{subset}_train.csv")
+    test = api.load(ROOT / f"data/{subset}_test.csv", freq=train.freq.alias)
     series = [g.to_numpy(float) for _, g in train.df.groupby(ID, sort=True)[TARGET]]
     actual = np.stack([g.to_numpy(float) for _, g in test.df.groupby(ID, sort=True)[TARGET]])
     transforms = fit_transforms(series, train.freq.season)

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT.parent / "shared" / "bench"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import m3  # noqa: E402
+import accuracy  # noqa: E402
 
 PEER_NAMES = {"gru": "GRU", "lstm": "LSTM", "rnn": "RNN", "transformer": "VanillaTransformer"}
 
@@ -43,7 +43,7 @@ def main(argv=None) -> None:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="our model's hyperparameters")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
-    params = {k: m3.parse_value(v) for k, v in (item.split("=", 1) for item in args.set)}
+    params = {k: accuracy.parse_value(v) for k, v in (item.split("=", 1) for item in args.set)}
     out = Path(tempfile.mkdtemp(prefix="vs_nf_"))
 
     peer_csv = out / "peer.csv"
@@ -56,8 +56,8 @@ def main(argv=None) -> None:
     peer = json.loads(done.stdout.strip().splitlines()[-1])
 
     torch.set_num_threads(args.threads)
-    row = m3.run("monthly", args.model, params, out)
-    ours = score(out / f"monthly_{args.model}.csv")
+    row = accuracy.run("m3_monthly", args.model, params, out)
+    ours = score(out / f"m3_monthly_test_{args.model}.csv")
     theirs = score(peer_csv)
     ours_s = row["train_s"] + row["predict_s"]
     print(f"{'':28} {'sMAPE':>7} {'MASE':>6} {'fit s':>7} {'fit+predict s':>14} {'steps/s':>8}")

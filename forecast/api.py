@@ -16,7 +16,6 @@ from forecast.data import (
     TARGET,
     TIME,
     Dataset,
-    check_lengths,
     dataset_from_frame,
     default_horizon,
     load_series,
@@ -24,9 +23,11 @@ from forecast.data import (
     rolling_origins,
 )
 from forecast.errors import DataError, ModelError, TrainingDiverged, TrainingInterrupted
+from forecast.intervals import DEFAULT_LEVELS, check_levels, check_quantiles, level_columns, quantile_column
 from forecast.metrics import evaluate
 
 METRICS = ("mae", "rmse", "smape", "mase")
+INTERVAL_METRICS = ("msis", "sql")  # also rankable; coverage_L is not: nearest the level is best, not lowest
 
 
 @dataclass
@@ -36,13 +37,16 @@ class TrainResult:
     model: str
     model_uri: str
     horizon: int
-    metrics: dict  # mean over folds (the holdout's values for a single fold)
+    metrics: dict  # mean over folds (the holdout's values for a single fold), with the interval metrics
     train_seconds: float
-    forecast: pd.DataFrame  # the holdout forecasts of every fold (fold, unique_id, ds, y, yhat)
+    forecast: pd.DataFrame  # the holdout forecasts of every fold (fold, unique_id, ds, y, yhat, the bounds)
     fold_metrics: list[dict] = field(default_factory=list)
     metrics_std: dict = field(default_factory=dict)  # standard deviation over folds (empty for one fold)
     gradient_flow: pd.DataFrame | None = None  # the nets: gradient norm by lag per measured epoch
     gradient_summary: dict = field(default_factory=dict)  # grad_ratio_last_first, grad_half_life
+    fit_on: str = "all"  # the data the saved model was fitted on: "all" of the file, or "holdout" (all but the tail)
+    n_series_scored: int = 0  # series long enough to score at the last origin (shorter ones are fit, not scored)
+    n_series: int = 0
 
 
 def data_params(data: Dataset, h: int) -> dict:
@@ -84,16 +88,23 @@ def train(path, model: str = "gru", horizon: int | None = None, **options) -> Tr
 
 
 def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int = 1, step: int | None = None,
-             refit: bool = True, test_path=None, experiment: str | None = None, tracking_uri: str | None = None,
-             register: str | None = None, run_name: str | None = None, parent_run_id: str | None = None,
-             data: Dataset | None = None, test: Dataset | None = None, on_epoch=None, **hyper) -> TrainResult:
+             refit: bool = True, final_fit: bool = True, test_path=None, experiment: str | None = None,
+             tracking_uri: str | None = None, register: str | None = None, run_name: str | None = None,
+             parent_run_id: str | None = None, data: Dataset | None = None, test: Dataset | None = None,
+             levels=DEFAULT_LEVELS, quantiles=(), on_epoch=None, **hyper) -> TrainResult:
     """Rolling-origin evaluation: for each of the last `folds` origins, `step` apart, fit on everything before it
     and forecast the next `horizon` points; one MLflow run with per-fold and mean metrics and the last fold's model.
 
     With `test_path` (an official test file) there is one origin: fit on all of `path`, score on the test file.
+    Otherwise, after scoring, the model that is saved is fitted once more on all of the data (`final_fit`; the
+    nets with the settings of `Forecaster.final_settings`), unless `final_fit` is False: then it is the last
+    fold's model, fitted on the data before the last origin. Series too short to hold out at an origin are
+    fitted, not scored, there. `levels` (percent) and `quantiles` (probabilities) are the prediction intervals and
+    quantiles forecast and scored at every origin.
     """
     from forecast import plots, tracking
 
+    levels, quantiles = check_levels(levels), check_quantiles(quantiles)
     columns, hyper = split_options(hyper)
     data = data or load(path, **columns)
     if test_path is not None and test is None:
@@ -109,44 +120,83 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
     if test is not None:
         if folds != 1:
             raise DataError("a test file gives one forecast origin (the official split); leave out --folds")
-        check_lengths(data.df, 2, "fitting", data.path)
         cuts = [(data.df, test.df)]
     else:
-        what = (f"a holdout of {h} (--horizon) plus 2 training points" if folds == 1 else
-                f"{folds} folds of horizon {h}, {step} apart, plus 2 training points")
-        check_lengths(data.df, h + step * (folds - 1) + 2, what, data.path)
         cuts = rolling_origins(data.df, h, folds, step)
+        if any(test_part.empty for _, test_part in cuts):
+            what = (f"a holdout of {h} (--horizon) plus 2 training points" if folds == 1 else
+                    f"{folds} folds of horizon {h}, {step} apart, plus 2 training points")
+            longest = int(data.lengths().max())
+            raise DataError(f"{data.path}: no series is long enough to score: {what} needs "
+                            f"{h + step * (folds - 1) + 2} points, the longest series has {longest}; use a shorter "
+                            "--horizon or fewer --folds")
     forecaster = registry.create(model, **hyper)  # bad settings are refused before a run starts
     neural = model in registry.NEURAL
     experiment = experiment or Path(path).stem
+    fit_on = "all" if final_fit or test is not None else "holdout"
+    n_scored = int(cuts[-1][1][ID].nunique())
     params = {"model": model, **model_params(forecaster, h, data.freq.season), **data_params(data, h),
               "folds": folds, "step": step, "refit": refit if neural else True,
-              "test_file": str(test_path) if test_path else None}
+              "test_file": str(test_path) if test_path else None, "n_series_scored": n_scored,
+              "levels": ",".join(f"{v:g}" for v in levels), "quantiles": ",".join(f"{v:g}" for v in quantiles)}
     label = run_name or model
     with tracking.training_run(experiment, run_name=label, uri=tracking_uri, parent_run_id=parent_run_id) as run:
         run.log_params(params)
         forecaster, folds_out, seconds = _fit_folds(run, forecaster, model, hyper, data, cuts, h, refit, register,
-                                                    on_epoch)
+                                                    on_epoch, (levels, quantiles))
         fold_metrics = [scores for scores, _ in folds_out]
-        metrics = {k: float(np.mean([m[k] for m in fold_metrics])) for k in METRICS}
-        spread = {f"{k}_std": float(np.std([m[k] for m in fold_metrics])) for k in METRICS} if len(cuts) > 1 else {}
+        names = list(fold_metrics[0])
+        metrics = {k: float(np.mean([m[k] for m in fold_metrics])) for k in names}
+        spread = {f"{k}_std": float(np.std([m[k] for m in fold_metrics])) for k in names} if len(cuts) > 1 else {}
         run.log_metrics({**metrics, **spread, "train_seconds": seconds})
         summary, flow = _log_fit_details(run, forecaster, label)
-        holdout = pd.concat([f for _, f in folds_out], ignore_index=True)[["fold", ID, TIME, TARGET, "yhat"]]
+        bounds = [c for level in levels for c in level_columns(level)] + [quantile_column(q) for q in quantiles]
+        holdout = pd.concat([f for _, f in folds_out], ignore_index=True)[["fold", ID, TIME, TARGET, "yhat", *bounds]]
         run.log_frame(holdout, "holdout_forecasts.csv")
         fit_part, test_part = cuts[-1]
         figure = plots.forecast_figure(fit_part, test_part, folds_out[-1][1], f"{label} on {Path(path).name}, "
                                                                              f"horizon {h}")
         run.log_figure(figure, "forecast.png")
         plots.close(figure)
+        if fit_on == "all" and test is None:
+            forecaster, fit_part = _fit_final(run, forecaster, model, hyper, data, h, register, on_epoch), data.df
+        run.log_params({"fit_on": fit_on})
         model_uri = _log_model(run, forecaster, data, fit_part, h, register)
     return TrainResult(run_id=run.run_id, experiment=experiment, model=model, model_uri=model_uri, horizon=h,
                        metrics=metrics, train_seconds=seconds, forecast=holdout, fold_metrics=fold_metrics,
-                       metrics_std=spread, gradient_flow=flow, gradient_summary=summary)
+                       metrics_std=spread, gradient_flow=flow, gradient_summary=summary, fit_on=fit_on,
+                       n_series_scored=n_scored, n_series=data.n_series)
+
+
+def _fit_final(run, scored, model: str, hyper: dict, data: Dataset, h: int, register: str | None, on_epoch):
+    """The model to save: fitted again on all of the data, with the scored model's final settings (the nets:
+    the epochs that early stopping chose, no validation window). Its per-epoch metrics are logged as final_*.
+    If this fit is stopped, the scored model is logged instead and the run says fit_on=holdout."""
+    final = registry.create(model, **{**hyper, **scored.final_settings()})
+    model_params(final, h, data.freq.season)
+    run.log_params({f"final_{k}": v for k, v in scored.final_settings().items()})
+
+    def log_epoch(epoch, metrics):
+        run.log_metrics({f"final_{k}": v for k, v in metrics.items()}, step=epoch)
+        if on_epoch is not None:
+            on_epoch(epoch, metrics)
+
+    start = time.perf_counter()
+    try:
+        final.fit(data.df, data.freq, h, on_epoch=log_epoch)
+    except (TrainingDiverged, TrainingInterrupted) as exc:
+        exc.run_id = run.run_id
+        run.log_params({"fit_on": "holdout"})
+        _log_model(run, scored, data, scored.history_, h, register)
+        exc.model_logged = True
+        raise
+    final.inherit(scored)
+    run.log_metrics({"final_fit_seconds": time.perf_counter() - start})
+    return final
 
 
 def _fit_folds(run, forecaster, model: str, hyper: dict, data: Dataset, cuts, h: int, refit: bool,
-               register: str | None, on_epoch):
+               register: str | None, on_epoch, bands: tuple):
     """Fit (refit per fold, except nets with refit=False) and forecast every fold; the per-epoch metrics of the
     model that ends up logged go to the run. Returns (the last model, [(scores, holdout frame)], fit seconds)."""
     neural = model in registry.NEURAL
@@ -163,12 +213,13 @@ def _fit_folds(run, forecaster, model: str, hyper: dict, data: Dataset, cuts, h:
             except (TrainingDiverged, TrainingInterrupted) as exc:
                 exc.run_id = run.run_id
                 if exc.best_epoch:  # the net holds the best weights seen before: keep them as the run's model
+                    run.log_params({"fit_on": "holdout"})
                     _log_model(run, forecaster, data, fit_part, h, register)
                     exc.model_logged = True
                 raise
             seconds += time.perf_counter() - start
-        forecast = forecaster.predict(h, fit_part)
-        scores = evaluate(fit_part, test_part, forecast, data.freq.season)
+        forecast = forecaster.predict(h, fit_part, *bands)
+        scores = evaluate(fit_part, test_part, forecast, data.freq.season, *bands)
         if len(cuts) > 1:
             run.log_metrics({f"fold_{k}": v for k, v in scores.items()}, step=fold)
         out.append((scores, test_part.merge(forecast, on=[ID, TIME], how="left").assign(fold=fold)))
@@ -231,8 +282,8 @@ def diagnose(path, models: tuple[str, ...] = ("rnn", "lstm", "gru"), horizon: in
         parent.log_params({"models": ",".join(models), **{k: v for k, v in options.items() if v is not None}})
         for name in models:
             echo(f"{name} ...")
-            results[name] = backtest(path, name, horizon, experiment=experiment, tracking_uri=tracking_uri,
-                                     parent_run_id=parent.run_id, data=data, **options)
+            results[name] = backtest(path, name, horizon, final_fit=False, experiment=experiment,
+                                     tracking_uri=tracking_uri, parent_run_id=parent.run_id, data=data, **options)
             summary = results[name].gradient_summary
             parent.log_metrics({f"{name}_{k}": v for k, v in summary.items()})
             echo(f"  grad_ratio_last_first {summary['grad_ratio_last_first']:.3g}  half-life "
@@ -248,13 +299,18 @@ def diagnose(path, models: tuple[str, ...] = ("rnn", "lstm", "gru"), horizon: in
 
 def predict(model_uri: str, path, horizon: int | None = None, *, id_col=None, time_col=None, target_col=None,
             freq: str | None = None, fill: str | None = None, aggregate: str | None = None,
-            tracking_uri: str | None = None, model=None) -> pd.DataFrame:
+            tracking_uri: str | None = None, model=None, levels=(), quantiles=()) -> pd.DataFrame:
     """Forecast `horizon` steps past the end of every series in the CSV at `path` with a logged model (`model`:
-    the pyfunc model already loaded from `model_uri`)."""
+    the pyfunc model already loaded from `model_uri`), with the prediction intervals at `levels` (percent) and the
+    `quantiles` (probabilities) asked for."""
     from forecast import tracking
 
+    levels, quantiles = check_levels(levels), check_quantiles(quantiles)
     pyfunc = model if model is not None else tracking.load_model(model_uri, tracking_uri)
     forecaster = tracking.forecaster_of(pyfunc)
+    if (levels or quantiles) and not getattr(forecaster, "intervals_", True):
+        raise ModelError(f"model '{model_uri}' was saved before prediction intervals existed; train it again to get "
+                         "--level or --quantiles")
     raw = read_csv(path)
     trained = forecaster.meta_.get("columns", {})
     given = {"id_col": id_col, "time_col": time_col, "target_col": target_col}
@@ -266,7 +322,7 @@ def predict(model_uri: str, path, horizon: int | None = None, *, id_col=None, ti
                         f"{forecaster.freq_.alias or 'integer steps'}; give data at the model's frequency")
     if horizon is not None and horizon < 1:
         raise ModelError(f"--horizon {horizon}: must be at least 1")
-    return tracking.predict(pyfunc, data.df, horizon)
+    return tracking.predict(pyfunc, data.df, horizon, levels, quantiles)
 
 
 def compare(experiment: str | None = None, metric: str = "mase", tracking_uri: str | None = None,
@@ -274,6 +330,7 @@ def compare(experiment: str | None = None, metric: str = "mase", tracking_uri: s
     """The runs of an experiment (or of all, or the children of one pipeline run) ranked by a holdout metric."""
     from forecast import tracking
 
-    if metric not in METRICS + ("train_seconds",):
-        raise DataError(f"--metric {metric}: choose one of {', '.join(METRICS + ('train_seconds',))}")
+    rankable = METRICS + INTERVAL_METRICS + ("train_seconds",)
+    if metric not in rankable:
+        raise DataError(f"--metric {metric}: choose one of {', '.join(rankable)}")
     return tracking.runs_table(experiment, metric, tracking_uri, parent=parent)

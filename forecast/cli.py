@@ -70,7 +70,7 @@ def _stderr_console():
 
 
 def format_metrics(metrics: dict) -> str:
-    names = ("mae", "rmse", "smape", "mase")
+    names = [n for n in ("mae", "rmse", "smape", "mase", "coverage_80", "coverage_95", "msis") if n in metrics]
     head = "  ".join(f"{n:>10}" for n in names)
     row = "  ".join(f"{metrics[n]:>10.4g}" for n in names)
     return f"{head}\n{row}"
@@ -107,8 +107,8 @@ def model_options(f):
         click.option("--device", help="cpu, cuda or cuda:N [default: cuda when present, else cpu]."),
         click.option("--ensemble", type=int, help="Train N nets of different seeds and lookbacks; forecast their "
                                                   "median [default: 1]."),
-        click.option("--loss", type=click.Choice(["mae", "smape"]), help="Training loss [default: mae, in logs].",
-                     default=None),
+        click.option("--loss", type=click.Choice(["mae", "smape", "mase"]), default=None,
+                     help="Training loss [default: mae, in logs; mase: mae weighted per series as MASE weighs it]."),
         click.option("--schedule", type=click.Choice(["cosine", "constant"]), default=None,
                      help="Learning-rate schedule [default: cosine]."),
         click.option("--deseasonalize/--no-deseasonalize", default=None,
@@ -118,10 +118,17 @@ def model_options(f):
         click.option("--validate/--no-validate", default=None,
                      help="Hold out each series' last horizon for early stopping [default: on]."),
         click.option("--recent", type=float, help="Train on windows from each series' last N horizons only."),
+        click.option("--combine", type=click.Choice(["ar", "none"]), default=None,
+                     help="Nets: average with AR, the weight chosen on the validation windows [default: ar]."),
         click.option("--diagnostics/--no-diagnostics", default=None,
                      help="Measure the gradient flow by lag during training [default: on]."),
         click.option("--lags", type=int, help="AR order τ [default: chosen per series by AIC]."),
         click.option("--max-lags", type=int, help="Largest τ the AR order search tries."),
+        click.option("--diff", type=click.IntRange(0, 1), help="AR: differences before fitting [default: per series, "
+                                                               "by a KPSS test]."),
+        click.option("--level", "levels", type=float, multiple=True,
+                     help="Prediction interval in percent, repeatable [default: 80 and 95]."),
+        click.option("--quantiles", help="Also forecast these quantiles, e.g. 0.1,0.5,0.9 (columns yhat_q10, ...)."),
         click.option("--experiment", help="MLflow experiment [default: the CSV's name without extension]."),
         click.option("--register", help="Also register the model under this name (models:/NAME/VERSION)."),
         tracking_option,
@@ -130,6 +137,13 @@ def model_options(f):
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def interval_options(options: dict) -> dict:
+    """--level given no times means the default levels; --quantiles as a comma-separated string."""
+    if not options.get("levels"):
+        options.pop("levels", None)
+    return options
 
 
 def fit_with_progress(fit, model: str, hyper: dict, quiet: bool):
@@ -155,13 +169,19 @@ def echo_result(result, csv) -> None:
     click.echo(f"{result.model} on {csv}: horizon {result.horizon}{folds}, trained in {result.train_seconds:.1f} s "
                f"(experiment '{result.experiment}', run {result.run_id})")
     click.echo(format_metrics(result.metrics))
-    click.echo(f"model: runs:/{result.run_id}/model  ({result.model_uri})")
+    if result.n_series_scored < result.n_series:
+        click.echo(f"scored on {result.n_series_scored} of {result.n_series} series; the others are too short to hold "
+                   f"out {result.horizon} points and were only fitted")
+    fitted = "all of the data" if result.fit_on == "all" else "the data before the holdout (the model scored)"
+    click.echo(f"model: runs:/{result.run_id}/model  ({result.model_uri}), fitted on {fitted}")
     click.echo(f"predict: forecast predict runs:/{result.run_id}/model {csv} --horizon {result.horizon}")
 
 
 @main.command()
 @model_options
-def train(csv, model, horizon, quiet, **options):
+@click.option("--no-refit", is_flag=True, help="Save the model that was scored (fitted without the holdout) instead "
+                                               "of fitting it again on all the data.")
+def train(csv, model, horizon, quiet, no_refit, **options):
     """Fit a model on CSV, score it on the held-out tail, and log the run and model to MLflow.
 
     \b
@@ -171,9 +191,9 @@ def train(csv, model, horizon, quiet, **options):
     """
     from forecast import api
 
-    options = {k: v for k, v in options.items() if v is not None}
-    result = fit_with_progress(lambda on_epoch: api.train(csv, model, horizon, on_epoch=on_epoch, **options),
-                               model, options, quiet)
+    options = interval_options({k: v for k, v in options.items() if v is not None})
+    result = fit_with_progress(lambda on_epoch: api.train(csv, model, horizon, final_fit=not no_refit,
+                                                          on_epoch=on_epoch, **options), model, options, quiet)
     echo_result(result, csv)
 
 
@@ -181,7 +201,8 @@ def train(csv, model, horizon, quiet, **options):
 @model_options
 @click.option("--folds", default=3, show_default=True, type=int, help="Forecast origins.")
 @click.option("--step", type=int, help="Steps between origins [default: one horizon].")
-@click.option("--no-refit", is_flag=True, help="Nets: train once before the first origin, forecast every fold.")
+@click.option("--no-refit", is_flag=True, help="Nets: train once before the first origin, forecast every fold; save "
+                                               "that model (not one fitted again on all the data).")
 def backtest(csv, model, horizon, quiet, folds, step, no_refit, **options):
     """Rolling-origin evaluation: fit before each of the last FOLDS origins and forecast the next HORIZON points.
 
@@ -193,10 +214,10 @@ def backtest(csv, model, horizon, quiet, folds, step, no_refit, **options):
     """
     from forecast import api
 
-    options = {k: v for k, v in options.items() if v is not None}
+    options = interval_options({k: v for k, v in options.items() if v is not None})
     result = fit_with_progress(
         lambda on_epoch: api.backtest(csv, model, horizon, folds=folds, step=step, refit=not no_refit,
-                                      on_epoch=on_epoch, **options), model, options, quiet)
+                                      final_fit=not no_refit, on_epoch=on_epoch, **options), model, options, quiet)
     names = ("mae", "rmse", "smape", "mase")
     for fold, scores in enumerate(result.fold_metrics, start=1):
         click.echo(f"fold {fold}: " + "  ".join(f"{n} {scores[n]:.4g}" for n in names))
@@ -273,13 +294,16 @@ def run_pipeline(pipeline_file, models, dry_run, tracking_uri):
 @click.argument("csv", type=click.Path(dir_okay=False))
 @click.option("--horizon", "-H", type=int, help="Steps to forecast [default: the model's horizon].")
 @data_options
+@click.option("--level", "levels", type=float, multiple=True,
+              help="Add the prediction interval at this level in percent (yhat_lo_L, yhat_hi_L); repeatable.")
+@click.option("--quantiles", help="Add these quantiles, e.g. 0.1,0.5,0.9 (columns yhat_q10, yhat_q50, yhat_q90).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="CSV to write [default: standard output].")
 @tracking_option
-def predict(model_uri, csv, horizon, output, tracking_uri, **data_options):
+def predict(model_uri, csv, horizon, levels, quantiles, output, tracking_uri, **data_options):
     """Forecast HORIZON steps past the end of every series in CSV with a saved model.
 
     MODEL_URI is runs:/<run_id>/model, models:/<model_id>, models:/<name>/<version> or a local model folder.
-    Writes unique_id,ds,yhat.
+    Writes unique_id,ds,yhat, and with --level or --quantiles the interval bounds or quantiles.
 
     \b
     Example:
@@ -287,7 +311,8 @@ def predict(model_uri, csv, horizon, output, tracking_uri, **data_options):
     """
     from forecast import api
 
-    frame = api.predict(model_uri, csv, horizon, tracking_uri=tracking_uri, **data_options)
+    frame = api.predict(model_uri, csv, horizon, tracking_uri=tracking_uri, levels=levels, quantiles=quantiles or (),
+                        **data_options)
     if output:
         frame.to_csv(output, index=False)
         click.echo(f"wrote {len(frame)} forecasts for {frame['unique_id'].nunique()} series to {output}", err=True)
@@ -299,7 +324,7 @@ def predict(model_uri, csv, horizon, output, tracking_uri, **data_options):
 @click.option("--experiment", "-e", help="Experiment to rank [default: all].")
 @click.option("--parent", help="Rank the model runs of one pipeline run (its run id).")
 @click.option("--metric", default="mase", show_default=True,
-              type=click.Choice(["mase", "smape", "mae", "rmse", "train_seconds"]))
+              type=click.Choice(["mase", "smape", "mae", "rmse", "msis", "sql", "train_seconds"]))
 @click.option("--format", "fmt", default="table", show_default=True, type=click.Choice(["table", "csv", "json",
                                                                                       "markdown"]))
 @tracking_option

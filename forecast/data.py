@@ -476,21 +476,29 @@ def check_lengths(df: pd.DataFrame, need: int, what: str, path="data") -> None:
                         f"needs{more}; use a shorter --horizon, or drop the short series")
 
 
-def rolling_origins(df: pd.DataFrame, h: int, folds: int, step: int) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+def rolling_origins(df: pd.DataFrame, h: int, folds: int, step: int,
+                    min_fit: int = 2) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
     """(training part, test part) for each of the last `folds` forecast origins, `step` apart, oldest first:
-    the test part is the `h` points after the origin, the training part everything before it."""
+    the test part is the `h` points after the origin, the training part everything before it.
+
+    A series with fewer than `min_fit` points before an origin is not scored at it: the points it has before the
+    origin stay in the training part (a global model learns from them), its test points are left out.
+    """
     from_end = df.groupby(ID, sort=False).cumcount(ascending=False).to_numpy()
+    length = df.groupby(ID, sort=False)[ID].transform("size").to_numpy()
     cuts = []
     for k in range(folds):
         offset = step * (folds - 1 - k)
-        test = (from_end >= offset) & (from_end < offset + h)
+        scored = length - offset - h >= min_fit
+        test = (from_end >= offset) & (from_end < offset + h) & scored
         cuts.append((df[from_end >= offset + h].reset_index(drop=True), df[test].reset_index(drop=True)))
     return cuts
 
 
-def split_holdout(df: pd.DataFrame, h: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The last `h` points of every series as the test part, the rest as the training part."""
-    return rolling_origins(df, h, 1, h)[0]
+def split_holdout(df: pd.DataFrame, h: int, min_fit: int = 2) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The last `h` points of every series as the test part, the rest as the training part (series with fewer
+    than `min_fit` points before the holdout: in the training part, unscored)."""
+    return rolling_origins(df, h, 1, h, min_fit)[0]
 
 
 def sort_long(df: pd.DataFrame) -> pd.DataFrame:

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from forecast.data import ID, TARGET, TIME
+from forecast.intervals import MSIS_LEVEL, interval_metrics
 
 
 def mae(y: np.ndarray, f: np.ndarray) -> float:
@@ -55,7 +56,17 @@ def per_series(train: pd.DataFrame, test: pd.DataFrame, forecast: pd.DataFrame, 
     return pd.DataFrame(rows)
 
 
-def evaluate(train: pd.DataFrame, test: pd.DataFrame, forecast: pd.DataFrame, season: int) -> dict[str, float]:
-    """Mean over series of each metric (series with an undefined MASE are left out of its mean, as score.py does)."""
+def evaluate(train: pd.DataFrame, test: pd.DataFrame, forecast: pd.DataFrame, season: int, levels=(),
+             quantiles=()) -> dict[str, float]:
+    """Mean over series of each metric (series with an undefined MASE are left out of its mean, as score.py does);
+    with `levels` and `quantiles`, the interval metrics of forecast.intervals.interval_metrics too, and `msis`, the
+    M4 competition's MSIS at 95% where 95 is among the levels."""
     table = per_series(train, test, forecast, season)
-    return {name: float(table[name].mean()) for name in ("mae", "rmse", "smape", "mase")}
+    scores = {name: float(table[name].mean()) for name in ("mae", "rmse", "smape", "mase")}
+    if levels or quantiles:
+        joined = test.merge(forecast, on=[ID, TIME], how="left")
+        scales = train.groupby(ID, sort=False)[TARGET].agg(lambda y: seasonal_scale(y.to_numpy(float), season))
+        scores.update(interval_metrics(joined, scales, levels, quantiles))
+        if f"msis_{MSIS_LEVEL:g}" in scores:
+            scores["msis"] = scores[f"msis_{MSIS_LEVEL:g}"]
+    return scores

@@ -15,7 +15,8 @@ TOP_KEYS = ("name", "data", "horizon", "backtest", "metric", "models")
 DATA_KEYS = ("path", "test", "id_col", "time_col", "target_col", "freq", "season", "fill", "aggregate")
 BACKTEST_KEYS = ("folds", "step", "refit")
 MODEL_KEYS = ("model", "label", "params")
-METRICS = ("mase", "smape", "mae", "rmse")
+METRICS = ("mase", "smape", "mae", "rmse", "msis", "sql")  # what a leaderboard can rank by, lowest first
+SHOWN = METRICS[:5] + ("coverage_80", "coverage_95")  # the columns of a leaderboard (where the runs have them)
 
 
 class PipelineError(ForecastError):
@@ -172,7 +173,8 @@ def run_pipeline(path, only: str | None = None, tracking_uri: str | None = None,
             echo(f"{spec.label} ({spec.model}) ...")
             try:
                 result = api.backtest(pipeline.data["path"], spec.model, pipeline.horizon, folds=pipeline.folds,
-                                      step=pipeline.step, refit=pipeline.refit, experiment=pipeline.name,
+                                      step=pipeline.step, refit=pipeline.refit, final_fit=pipeline.refit,
+                                      experiment=pipeline.name,
                                       tracking_uri=tracking_uri, run_name=spec.label, parent_run_id=parent.run_id,
                                       data=data, test=test, **spec.params)
             except Exception as exc:  # one failing model must not stop the others; its run is already FAILED
@@ -181,8 +183,9 @@ def run_pipeline(path, only: str | None = None, tracking_uri: str | None = None,
                 rows.append({"label": spec.label, "model": spec.model, "status": "FAILED"})
                 continue
             holdouts[spec.label] = result.forecast
-            row = {"label": spec.label, "model": spec.model, "status": "FINISHED", **result.metrics,
-                   **result.metrics_std}
+            shown = {k: v for k, v in result.metrics.items() if k in SHOWN}
+            row = {"label": spec.label, "model": spec.model, "status": "FINISHED", **shown,
+                   **{k: v for k, v in result.metrics_std.items() if k.removesuffix("_std") in shown}}
             rows.append({**row, "train_seconds": result.train_seconds, "run_id": result.run_id})
             echo(f"  {pipeline.metric} {result.metrics[pipeline.metric]:.4g}  ({result.train_seconds:.1f} s)")
         board = leaderboard(rows, pipeline.metric)

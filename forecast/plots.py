@@ -13,7 +13,9 @@ from forecast.data import ID, TARGET, TIME  # noqa: E402
 
 def forecast_figure(train: pd.DataFrame, test: pd.DataFrame, forecast: pd.DataFrame, title: str,
                     max_series: int = 4, context: int = 60):
-    """Up to `max_series` panels: the last `context` training points, the holdout, and the forecast."""
+    """Up to `max_series` panels: the last `context` training points, the holdout, and the forecast with its
+    prediction intervals as a fan (the widest level palest) where `forecast` has yhat_lo_L/yhat_hi_L columns."""
+    levels = sorted((float(c[len("yhat_lo_"):]) for c in forecast.columns if c.startswith("yhat_lo_")), reverse=True)
     ids = list(dict.fromkeys(test[ID]))[:max_series]
     fig, axes = plt.subplots(len(ids), 1, figsize=(9, 2.6 * len(ids) + 0.6), squeeze=False)
     for ax, uid in zip(axes[:, 0], ids):
@@ -22,10 +24,13 @@ def forecast_figure(train: pd.DataFrame, test: pd.DataFrame, forecast: pd.DataFr
         pred = forecast[forecast[ID] == uid]
         ax.plot(past[TIME], past[TARGET], color="0.35", lw=1.2, label="history")
         ax.plot(actual[TIME], actual[TARGET], color="black", lw=1.6, label="actual")
+        for k, level in enumerate(levels):
+            ax.fill_between(pred[TIME], pred[f"yhat_lo_{level:g}"], pred[f"yhat_hi_{level:g}"], color="tab:red",
+                            alpha=0.12 + 0.12 * k, lw=0, label=f"{level:g}% interval")
         ax.plot(pred[TIME], pred["yhat"], color="tab:red", lw=1.6, ls="--", label="forecast")
         ax.set_title(str(uid), fontsize=9, loc="left")
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(loc="upper left", fontsize=8, ncol=3)
+    axes[0, 0].legend(loc="upper left", fontsize=8, ncol=3 + len(levels))
     n_series = test[ID].nunique()
     more = f" (first {len(ids)} of {n_series} series)" if n_series > len(ids) else ""
     fig.suptitle(f"{title}{more}", fontsize=10)

@@ -48,8 +48,8 @@ def load(path: str | Path):
     if not isinstance(doc, dict) or set(doc) != expected:
         found = sorted(doc) if isinstance(doc, dict) else type(doc).__name__
         raise ModelError(f"{config}: unexpected layout {found}; expected the keys {sorted(expected)}")
-    if doc["format"] != FORMAT:
-        raise ModelError(f"{config}: model format {doc['format']} is not supported (this version reads {FORMAT})")
+    if doc["format"] not in range(1, FORMAT + 1):
+        raise ModelError(f"{config}: model format {doc['format']} is not supported (this version reads 1 to {FORMAT})")
     try:
         return model_class(doc["model"]).restore(path, doc)
     except (KeyError, TypeError, ValueError) as exc:

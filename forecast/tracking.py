@@ -21,6 +21,7 @@ import pandas as pd
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.types.schema import ParamSchema, ParamSpec
 from sqlalchemy.exc import OperationalError
 
 from forecast.data import ID, TARGET, TIME, sort_long
@@ -160,7 +161,10 @@ class Run:
         """Log a saved forecaster as an MLflow pyfunc model (models from code: nothing pickled); return its URI."""
         from forecast import __version__
 
-        signature = mlflow.models.infer_signature(example, output, params={"horizon": h})
+        signature = mlflow.models.infer_signature(example, output)
+        signature.params = ParamSchema([ParamSpec("horizon", "long", int(h)),
+                                        ParamSpec("level", "double", [], (-1,)),
+                                        ParamSpec("quantiles", "double", [], (-1,))])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             info = retrying(lambda: mlflow.pyfunc.log_model(
@@ -179,8 +183,9 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
         self.forecaster = registry.load(context.artifacts["forecaster"])
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        h = (params or {}).get("horizon")
-        return self.forecaster.predict(h, sort_long(model_input))
+        params = params or {}
+        return self.forecaster.predict(params.get("horizon"), sort_long(model_input), params.get("level") or (),
+                                       params.get("quantiles") or ())
 
 
 def error_message(exc: BaseException) -> str:
@@ -253,11 +258,15 @@ def forecaster_of(pyfunc_model):
     return pyfunc_model.unwrap_python_model().forecaster
 
 
-def predict(pyfunc_model, history: pd.DataFrame, h: int | None) -> pd.DataFrame:
-    params = {"horizon": int(h)} if h is not None else None
+def predict(pyfunc_model, history: pd.DataFrame, h: int | None, levels=(), quantiles=()) -> pd.DataFrame:
+    params = {"horizon": int(h)} if h is not None else {}
+    if levels:
+        params["level"] = [float(v) for v in levels]
+    if quantiles:
+        params["quantiles"] = [float(v) for v in quantiles]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return pyfunc_model.predict(history[[ID, TIME, TARGET]], params=params)
+        return pyfunc_model.predict(history[[ID, TIME, TARGET]], params=params or None)
 
 
 def runs_table(experiment: str | None, metric: str, uri: str | None = None, parent: str | None = None) -> pd.DataFrame:
@@ -293,7 +302,7 @@ def runs_table(experiment: str | None, metric: str, uri: str | None = None, pare
         "status": runs["status"],
         "folds": runs.get("params.folds"),
     })
-    for name in ("mase", "smape", "mae", "rmse"):
+    for name in ("mase", "smape", "mae", "rmse", "msis", "coverage_80", "coverage_95"):
         table[name] = runs.get(f"metrics.{name}", float("nan"))
         table[f"{name}_std"] = runs.get(f"metrics.{name}_std", float("nan"))
     table["train_seconds"] = runs.get("metrics.train_seconds", float("nan"))

@@ -27,22 +27,34 @@ class TrainConfig:
     patience: int = 10  # epochs without validation improvement before stopping
     seed: int = 1
     device: str = "auto"
-    loss: str = "mae"  # mae, or smape: 2 tanh(|yhat - y| / 2), exactly sMAPE where the targets are logs
+    loss: str = "mae"  # mae; smape: 2 tanh(|yhat - y| / 2), exactly sMAPE where the targets are logs; mase: mae
+    # weighted per window (the weights come with the windows: forecast.models.neural.mase_weights)
     schedule: str = "cosine"  # the learning rate: cosine decay over epochs x steps_per_epoch, or constant
 
 
-LOSSES = ("mae", "smape")
+LOSSES = ("mae", "smape", "mase")
 SCHEDULES = ("cosine", "constant")
 
 
-def smape_loss(yhat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def _mean(errors: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """The mean of (B, h) errors, each window's row weighted by `weights` (B,) when given."""
+    if weights is None:
+        return errors.mean()
+    return (errors.mean(dim=1) * weights).sum() / weights.sum()
+
+
+def mae_loss(yhat: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    return _mean((yhat - y).abs(), weights)
+
+
+def smape_loss(yhat: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
     """sMAPE / 100 between exp(yhat) and exp(y), from the logs: 2|a - b| / (a + b) = 2 tanh(|log a - log b| / 2)."""
-    return (2 * torch.tanh((yhat - y).abs() / 2)).mean()
+    return _mean(2 * torch.tanh((yhat - y).abs() / 2), weights)
 
 
 def loss_function(name: str):
-    if name == "mae":
-        return nn.L1Loss()
+    if name in ("mae", "mase"):  # mase: the windows carry their weights
+        return mae_loss
     if name == "smape":
         return smape_loss
     raise ModelError(f"--loss {name}: unknown; choose one of {', '.join(LOSSES)}")
@@ -96,19 +108,22 @@ def make_scheduler(optimizer, schedule: str, total_steps: int):
 
 
 @torch.no_grad()
-def evaluate_loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, batch_size: int) -> float:
+def evaluate_loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, batch_size: int,
+                  w: torch.Tensor | None = None) -> float:
     net.eval()
     total = 0.0
     for start in range(0, len(x), batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        total += loss_fn(net(xb), yb).item() * len(xb)
-    return total / max(len(x), 1)
+        wb = None if w is None else w[start:start + batch_size]
+        total += loss_fn(net(xb), yb, wb).item() * (len(xb) if wb is None else wb.sum().item())
+    return total / max(len(x) if w is None else w.sum().item(), 1e-12)
 
 
-def fit_network(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray] | None,
+def fit_network(net: nn.Module, train: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...] | None,
                 cfg: TrainConfig, on_epoch: EpochCallback | None = None) -> History:
     """Train `net` (inputs (B, L) -> forecasts (B, h)) with cfg.loss and Adam; keep the weights of the best validation
     epoch, or of the last epoch when `val` is None (then the epochs and the schedule alone decide the end).
+    `train` and `val` are (X, Y) or (X, Y, W): W (N,) weighs each window in the loss.
 
     `on_epoch(epoch, metrics)` is called after every epoch with train_loss, val_loss and the gradient norm before
     clipping (grad_norm_mean, grad_norm_max, clipped_fraction). The weights are left at the best epoch's, also
@@ -119,9 +134,11 @@ def fit_network(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple
     net.to(device)
     x_train = torch.as_tensor(train[0], device=device)  # (N, L)
     y_train = torch.as_tensor(train[1], device=device)  # (N, h)
+    w_train = torch.as_tensor(train[2], device=device) if len(train) > 2 else None  # (N,)
     if val is not None:
         x_val = torch.as_tensor(val[0], device=device)  # (S, L)
         y_val = torch.as_tensor(val[1], device=device)  # (S, h)
+        w_val = torch.as_tensor(val[2], device=device) if len(val) > 2 else None  # (S,)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     loss_fn = loss_function(cfg.loss)
     history = History()
@@ -137,7 +154,8 @@ def fit_network(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple
             total, seen, norms = 0.0, 0, []
             for idx in batches.epoch():
                 idx = idx.to(device)
-                loss = loss_fn(net(x_train[idx], tbptt=cfg.tbptt), y_train[idx])
+                loss = loss_fn(net(x_train[idx], tbptt=cfg.tbptt), y_train[idx],
+                               None if w_train is None else w_train[idx])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 norm = nn.utils.clip_grad_norm_(net.parameters(), max_norm)  # the norm before clipping
@@ -157,7 +175,7 @@ def fit_network(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple
             history.train_loss.append(metrics["train_loss"])
             # without validation windows the latest epoch is the best so far: the schedule decides the end
             score = metrics["train_loss"] if val is None else evaluate_loss(net, x_val, y_val, loss_fn,
-                                                                            4 * cfg.batch_size)
+                                                                            4 * cfg.batch_size, w_val)
             if val is not None:
                 metrics["val_loss"] = score
                 history.val_loss.append(score)

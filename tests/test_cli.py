@@ -142,10 +142,10 @@ def test_an_interrupted_run_ends_killed(air_csv):
     (["train", "{air}", "--model", "prophet"],
      "Error: unknown model 'prophet'; choose one of naive, seasonal-naive, ar, rnn, lstm, gru, transformer"),
     (["train", "{air}", "--model", "ar", "--hidden-size", "8"],
-     "Error: model 'ar' has no setting --hidden-size; its settings: --ic, --lags, --max-lags"),
+     "Error: model 'ar' has no setting --hidden-size; its settings: --diff, --ic, --lags, --log, --max-lags"),
     (["train", "{air}", "--horizon", "143"],
-     "Error: {air}: series 'passengers' has 144 points, fewer than the 145 that a holdout of 143 (--horizon) "
-     "plus 2 training points needs; use a shorter --horizon, or drop the short series"),
+     "Error: {air}: no series is long enough to score: a holdout of 143 (--horizon) plus 2 training points needs "
+     "145 points, the longest series has 144; use a shorter --horizon or fewer --folds"),
     (["predict", "runs:/0123456789abcdef/model", "{air}"],
      "Error: model 'runs:/0123456789abcdef/model': cannot be loaded"),
     (["predict", "no/such/folder", "{air}"],

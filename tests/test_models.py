@@ -10,7 +10,7 @@ from conftest import DATA
 
 from forecast import registry
 from forecast.data import load_series, split_holdout
-from forecast.errors import DataError, ModelError, TrainingInterrupted
+from forecast.errors import ModelError, TrainingInterrupted
 from forecast.models.ar import fit_series, recurse
 
 TINY = {"hidden_size": 8, "layers": 1, "epochs": 2, "lookback": 12}
@@ -88,7 +88,7 @@ def test_series_the_model_never_saw_are_forecast_from_their_history(name, data, 
 def test_unknown_model_and_settings_are_refused():
     with pytest.raises(ModelError, match="unknown model 'prophet'; choose one of naive, seasonal-naive, ar, rnn"):
         registry.create("prophet")
-    with pytest.raises(ModelError, match="model 'ar' has no setting --hidden-size; its settings: --ic, --lags"):
+    with pytest.raises(ModelError, match="model 'ar' has no setting --hidden-size; its settings: --diff, --ic, --lags"):
         registry.create("ar", hidden_size=8)
     with pytest.raises(ModelError, match="--tbptt applies to the recurrent models"):
         registry.create("transformer", tbptt=4)
@@ -102,16 +102,28 @@ def test_ar_recursion_by_hand():
 def test_ar_falls_back_from_an_explosive_fit():
     rng = np.random.default_rng(3)
     y = np.cumprod(np.full(30, 1.15)) + rng.normal(0, 0.01, 30)  # grows 15% a step: an AR fit is explosive
-    tau, params, first = fit_series(y, lags=3, max_lags=3, ic="aic")
+    tau, params, first, _ = fit_series(y, lags=3, max_lags=3, ic="aic")
     assert first == 3 and tau < 3
     if tau:
         roots = np.roots(np.r_[-params[1:][::-1], 1.0])
         assert np.all(np.abs(roots) > 1)
 
 
-def test_ar_with_fixed_lags_needs_enough_points(data, parts):
-    with pytest.raises(DataError, match=r"fewer than the 62 that AR\(30\) needs \(2τ \+ 2\); use a smaller --lags"):
-        make("ar", lags=30).fit(parts[0], data.freq, H)
+def test_ar_learns_in_the_seasonally_adjusted_space_and_differences_a_trend(tmp_path):
+    t = np.arange(96)
+    factors = np.array([0.8, 0.9, 1.0, 1.1, 1.3, 1.2, 1.0, 0.9, 0.85, 0.95, 1.0, 1.0])
+    y = (100 + 2.0 * t) * factors[t % 12]  # a straight trend times a fixed seasonal pattern
+    df = pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2000-01-01", periods=96, freq="MS"), "y": y})
+    df.to_csv(tmp_path / "trend.csv", index=False)
+    data = load_series(tmp_path / "trend.csv")
+    model = make("ar").fit(data.df, data.freq, 12)
+    assert model.diffs_ == {"a": 1}
+    future = np.arange(96, 108)
+    expected = (100 + 2.0 * future) * factors[future % 12]
+    np.testing.assert_allclose(model.predict()["yhat"], expected, rtol=0.02)
+    _, params, _, _ = fit_series(y, None, 24, "aic")  # AR on the raw levels reverts to their mean
+    raw = recurse(params, y, 12)
+    assert np.abs(raw - expected).mean() > 5 * np.abs(model.predict()["yhat"] - expected).mean()
 
 
 def test_saved_weights_that_are_a_pickle_are_refused_and_not_run(data, parts, tmp_path):
@@ -140,9 +152,10 @@ def test_damaged_model_folders_are_refused(data, parts, tmp_path):
 
 def test_an_ensemble_is_the_median_of_its_members_and_saves_as_one_model(data, parts, tmp_path):
     train, _ = parts
-    ensemble = make("gru", ensemble=3).fit(train, data.freq, H)
+    ensemble = make("gru", ensemble=3, combine="none").fit(train, data.freq, H)
     assert ensemble.lookbacks_ == [12, 18, 9] and len(ensemble.nets_) == 3
-    members = [make("gru", seed=1 + i, lookback=lookback).fit(train, data.freq, H).predict()["yhat"].to_numpy()
+    members = [make("gru", seed=1 + i, lookback=lookback, combine="none").fit(train, data.freq, H)
+               .predict()["yhat"].to_numpy()
                for i, lookback in enumerate(ensemble.lookbacks_)]
     assert not np.allclose(members[0], members[1])
     expected = np.median(np.stack(members), axis=0)
@@ -168,11 +181,11 @@ def test_without_validation_every_window_trains_and_the_schedule_ends_at_zero(da
 
 def test_models_saved_before_the_transforms_still_forecast_as_they_did(data, parts, tmp_path):
     train, _ = parts
-    model = make("gru", deseasonalize=False, log=False).fit(train, data.freq, H)
+    model = make("gru", deseasonalize=False, log=False, combine="none").fit(train, data.freq, H)
     path = model.save(tmp_path / "old")
     doc = json.loads((path / "forecaster.json").read_text())
     doc["state"] = {"lookback": doc["state"]["lookback"]}  # the state as the first format wrote it
-    for key in ("deseasonalize", "log", "ensemble", "loss", "schedule", "validate", "recent"):
+    for key in ("deseasonalize", "log", "ensemble", "loss", "schedule", "validate", "recent", "combine"):
         doc["config"].pop(key)
     (path / "forecaster.json").write_text(json.dumps(doc))
     old = registry.load(path)

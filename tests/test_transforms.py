@@ -48,12 +48,37 @@ def test_transform_then_inverse_is_the_identity(y, season):
     t = SeriesTransform.fit(y, season)
     z = t.transform(y)
     assert np.all(np.isfinite(z))
-    replay = SeriesTransform(t.log, t.loc, t.scale, t.index, 0)  # inverse from position 0: the history itself
-    np.testing.assert_allclose(replay.inverse(z), y, rtol=1e-7, atol=1e-6 * max(1.0, np.abs(y).max()))
+    # inverse from position 0: the history itself
+    np.testing.assert_allclose(t.inverse(z, start=0), y, rtol=1e-7, atol=1e-6 * max(1.0, np.abs(y).max()))
+
+
+@given(arrays(float, st.integers(36, 96), elements=st.floats(0, 1e4)), st.integers(1, 5))
+def test_series_with_zeros_keep_their_logs_and_invert_exactly(y, zeros):
+    y[:zeros] = 0.0  # e.g. months when the business was closed
+    if y.max() == 0:
+        return
+    t = SeriesTransform.fit(y, 12)
+    assert t.log and t.shift == pytest.approx(0.1 * y.mean())
+    z = t.transform(y)
+    assert np.all(np.isfinite(z))
+    np.testing.assert_allclose(t.inverse(z, start=0), y, rtol=1e-7, atol=1e-6 * max(1.0, y.max()))
+    assert np.all(t.inverse(z - 50) >= 0)  # forecasts never fall below zero
+
+
+def test_a_seasonal_series_with_closed_months_is_seasonally_adjusted():
+    y = seasonal_series(n=96, trend=0.0, noise=0.02)
+    y[np.arange(96) % 12 == 0] = 0.0  # closed every January
+    t = SeriesTransform.fit(y, 12)
+    assert t.log and t.index is not None and t.index[0] < 0.2 * t.index[1:].mean()
+    # once adjusted, the closed months sit at the level of the others
+    z = t.transform(y)
+    assert np.std(z) < 0.1
+    old = SeriesTransform.fit(y, 12, shift_zeros=False)  # before: standardised, seasonality left in
+    assert not old.log and old.index is None
 
 
 def test_non_positive_and_constant_series_are_standardised_without_dividing_by_zero():
-    mixed = SeriesTransform.fit(np.array([-1.0, 0.0, 1.0, 2.0]), 1)
+    mixed = SeriesTransform.fit(np.array([-1.0, 0.0, 1.0, 2.0]), 1)  # negative values: standardised
     assert not mixed.log and mixed.loc == pytest.approx(0.5) and mixed.index is None
     for constant in (np.full(10, 5.0), np.zeros(10)):
         t = SeriesTransform.fit(constant, 1, log=False)

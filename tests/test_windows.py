@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from forecast.windows import last_windows, left_pad, make_windows, split_windows
+from forecast.windows import last_windows, left_pad, make_windows, split_windows, validation_length
 
 series_st = st.lists(arrays(float, st.integers(1, 40), elements=st.floats(-1e3, 1e3, allow_nan=False)),
                      min_size=1, max_size=5)
@@ -25,12 +25,21 @@ def test_window_count_and_contents(series, lookback, h):
 
 @given(series_st, st.integers(1, 10), st.integers(1, 6))
 def test_validation_targets_are_the_last_h_points_and_training_never_sees_them(series, lookback, h):
-    (x_train, y_train), (x_val, y_val) = split_windows(series, lookback, h)
-    assert x_val.shape == (len(series), lookback) and y_val.shape == (len(series), h)
-    for s, target in zip(series, y_val):
-        np.testing.assert_allclose(target, left_pad(s, lookback + h)[-h:], rtol=1e-6, atol=1e-4)
-    expected = sum(max(len(s[:-h]) if len(s) > h else 1, lookback + h) - lookback - h + 1 for s in series)
-    assert len(x_train) == expected
+    weights = np.arange(1.0, len(series) + 1)
+    train, val = split_windows(series, lookback, h, weights=weights)
+    long = [len(s) >= validation_length(h) for s in series]
+    if not any(long):
+        assert val is None
+    else:
+        x_val, y_val, w_val = val
+        assert x_val.shape == (sum(long), lookback) and y_val.shape == (sum(long), h)
+        for s, target in zip([s for s, ok in zip(series, long) if ok], y_val):
+            np.testing.assert_allclose(target, left_pad(s, lookback + h)[-h:], rtol=1e-6, atol=1e-4)
+        assert w_val.tolist() == weights[np.array(long)].tolist()
+    # long series train on the windows before their last h points, short ones on all of theirs
+    counts = [max(len(s) - h if ok else len(s), lookback + h) - lookback - h + 1 for s, ok in zip(series, long)]
+    assert len(train[0]) == sum(counts)
+    assert train[2].tolist() == np.repeat(weights, counts).tolist()
 
 
 @given(series_st, st.integers(1, 8), st.integers(1, 4), st.integers(1, 5))

@@ -1,4 +1,6 @@
-"""AR(τ) per series via statsmodels AutoReg, τ fixed or chosen by information criterion, explosive fits refused."""
+"""AR(τ) per series via statsmodels AutoReg, in the nets' transformed space (seasonally adjusted, logs where not
+negative), differenced when a KPSS test finds a trend, τ fixed or chosen by information criterion; explosive fits
+and series too short for τ step down to a lower order."""
 
 from __future__ import annotations
 
@@ -10,11 +12,17 @@ import numpy as np
 import pandas as pd
 
 from forecast.data import ID
-from forecast.errors import DataError, ModelError
+from forecast.errors import ModelError
+from forecast.intervals import Calibration, normal_quantiles
 from forecast.models.base import Forecaster
-from forecast.windows import left_pad
+from forecast.transforms import SeriesTransform
+from forecast.windows import left_pad, validation_length
 
 log = logging.getLogger(__name__)
+
+KPSS_LEVEL = 0.05  # difference a series when the KPSS test rejects level stationarity at this level
+CALIBRATION_MIN = 200  # residuals wanted at the first step of the intervals' calibration
+KPSS_MIN = 10  # points below which the test is not run: such short series are differenced when d is "auto"
 
 
 @dataclass
@@ -22,12 +30,16 @@ class ARConfig:
     lags: int | None = None  # τ; None: chosen per series by `ic` up to max_lags
     max_lags: int | None = None  # None: min(max(2 * season, 8), n // 3)
     ic: str = "aic"
+    diff: int | None = None  # d, differences before the AR; None: per series by a KPSS test (as auto.arima does)
+    log: bool = False  # logs where the series is not negative: growth then compounds, so off (chosen on validation)
 
     def __post_init__(self):
         if self.lags is not None and self.lags < 0:
             raise ModelError(f"--lags {self.lags}: τ must be 0 or more")
         if self.ic not in ("aic", "bic", "hqic"):
             raise ModelError(f"ic '{self.ic}': choose aic, bic or hqic")
+        if self.diff not in (None, 0, 1):
+            raise ModelError(f"--diff {self.diff}: choose 0 or 1 (or leave it out: chosen per series)")
 
 
 def _fit_autoreg(y: np.ndarray, lags: int):
@@ -42,27 +54,47 @@ def _stationary(result) -> bool:
     return bool(np.all(np.abs(roots) > 1.0)) if len(roots) else True
 
 
-def fit_series(y: np.ndarray, lags: int | None, max_lags: int, ic: str) -> tuple[int, np.ndarray, int]:
-    """(τ, [const, φ1..φτ], the τ first tried) for one series, stepping τ down while the fit is explosive."""
+def max_order(n: int) -> int:
+    """The largest τ a series of n points supports (n >= 2τ + 2)."""
+    return max(0, (n - 2) // 2)
+
+
+def fit_series(y: np.ndarray, lags: int | None, max_lags: int, ic: str) -> tuple[int, np.ndarray, int, float]:
+    """(τ, [const, φ1..φτ], the τ first tried, the residual standard deviation σ) for one series, stepping τ down
+    while the fit is explosive or the series is too short for it; fewer than 3 points give τ = 0, the mean."""
     from statsmodels.tsa.ar_model import ar_select_order
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if lags is None:
-            max_lags = max(0, min(max_lags, len(y) // 3))
-            if max_lags == 0:
-                tau = 0
-            else:
-                selected = ar_select_order(y, maxlag=max_lags, ic=ic, trend="c").ar_lags
-                tau = int(max(selected)) if selected is not None and len(selected) else 0
-        else:
-            tau = int(lags)
-        first = tau
-        while True:
+    y = np.asarray(y, float)
+    if lags is None:
+        top = max(0, min(max_lags, len(y) // 3))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            selected = ar_select_order(y, maxlag=top, ic=ic, trend="c").ar_lags if top else None
+        tau = int(max(selected)) if selected is not None and len(selected) else 0
+    else:
+        tau = int(lags)
+    first = tau
+    tau = min(tau, max_order(len(y)))
+    while tau:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             result = _fit_autoreg(y, tau)
-            if tau == 0 or _stationary(result):
-                return tau, np.asarray(result.params, dtype=float), first
-            tau -= 1
+        if _stationary(result):
+            return tau, np.asarray(result.params, dtype=float), first, float(np.sqrt(result.sigma2))
+        tau -= 1
+    if not len(y):
+        return 0, np.array([0.0]), first, 0.0
+    return 0, np.array([float(y.mean())]), first, float(y.std(ddof=1)) if len(y) > 1 else 0.0
+
+
+def psi_weights(phi: np.ndarray, d: int, h: int) -> np.ndarray:
+    """The weights ψ_0..ψ_{h-1} of the forecast errors' MA(∞) form (of the integrated series when d = 1): the
+    j-step error variance is σ² Σ_{k<j} ψ_k²."""
+    psi = np.zeros(h)
+    psi[0] = 1.0
+    for k in range(1, h):
+        psi[k] = sum(phi[i - 1] * psi[k - i] for i in range(1, min(k, len(phi)) + 1))
+    return np.cumsum(psi) if d else psi
 
 
 def recurse(params: np.ndarray, history: np.ndarray, h: int) -> np.ndarray:
@@ -76,8 +108,25 @@ def recurse(params: np.ndarray, history: np.ndarray, h: int) -> np.ndarray:
     return buf[tau:]
 
 
+def choose_diff(z: np.ndarray) -> int:
+    """1 when the KPSS test rejects level stationarity (a trend or a random walk), else 0; short series: 1."""
+    from statsmodels.tsa.stattools import kpss
+
+    if len(z) < 3:
+        return 0
+    if len(z) < KPSS_MIN:
+        return 1
+    if np.ptp(z) == 0:
+        return 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # p-values outside the table's range come with a warning
+        p_value = kpss(z, regression="c", nlags="auto")[1]
+    return int(p_value < KPSS_LEVEL)
+
+
 class AutoRegressive(Forecaster):
-    """AR(τ) with a constant, one per series; unseen series are fitted when forecast."""
+    """AR(τ) with a constant, one per series, on the transformed series or its first differences (then the
+    constant is a drift); unseen series are fitted when forecast."""
 
     name = "ar"
     Config = ARConfig
@@ -85,48 +134,120 @@ class AutoRegressive(Forecaster):
     def _max_lags(self) -> int:
         return self.config.max_lags or max(2 * self.freq_.season, 8)
 
-    def _check_length(self, uid: str, y: np.ndarray) -> None:
-        tau = self.config.lags
-        if tau is not None and len(y) < 2 * tau + 2:
-            raise DataError(f"series '{uid}' has {len(y)} training points, fewer than the {2 * tau + 2} that "
-                            f"AR({tau}) needs (2τ + 2); use a smaller --lags")
-        if len(y) < 3:
-            raise DataError(f"series '{uid}' has {len(y)} training points; AR needs at least 3")
+    def _transform(self, y: np.ndarray) -> SeriesTransform | None:
+        """The series' transform; None for models saved before AR learned in the transformed space."""
+        if getattr(self, "raw_", False):
+            return None
+        return SeriesTransform.fit(y, self.freq_.season, log=self.config.log)
 
-    def _fit_one(self, uid: str, y: np.ndarray):
-        self._check_length(uid, y)
-        return fit_series(y, self.config.lags, self._max_lags(), self.config.ic)
+    def _fit_one(self, y: np.ndarray) -> tuple[int, int, np.ndarray, int, float]:
+        """(d, τ, params, τ first tried, σ) of one series."""
+        transform = self._transform(y)
+        z = transform.transform(y) if transform else np.asarray(y, float)
+        d = choose_diff(z) if self.config.diff is None else min(self.config.diff, max(len(z) - 1, 0))
+        tau, params, first, sigma = fit_series(np.diff(z, n=d), self.config.lags, self._max_lags(), self.config.ic)
+        return d, tau, params, first, sigma
 
     def _fit(self, ids, series, h):
-        self.params_, self.fallback_ = {}, {}
+        self.params_, self.diffs_, self.first_, self.sigmas_ = {}, {}, {}, {}
         for uid, y in zip(ids, series):
-            tau, params, first = self._fit_one(uid, y)
-            self.params_[uid] = params
-            self.fallback_[uid] = first
+            d, _, params, first, sigma = self._fit_one(y)
+            self.params_[uid], self.diffs_[uid], self.first_[uid], self.sigmas_[uid] = params, d, first, sigma
         self.unseen_ = []
+        self.calibration_ = self._calibrate(ids, series, h) if getattr(self, "intervals", True) else None
 
-    def _forecast(self, ids, series, h):
+    def _path(self, y: np.ndarray, d: int, params: np.ndarray, sigma: float, h: int):
+        """(the transform, the forecast path (h,) and its standard deviations (h,), σ² Σ ψ², in the transformed
+        space) of one series."""
+        transform = self._transform(y)
+        z = transform.transform(y) if transform else np.asarray(y, float)
+        path = recurse(params, np.diff(z, n=d), h)
+        if d:
+            path = z[-1] + np.cumsum(path)
+        sd = sigma * np.sqrt(np.cumsum(psi_weights(params[1:], d, h) ** 2))
+        return transform, path, sd
+
+    def _calibrate(self, ids, series, h) -> Calibration | None:
+        """Calibrate the model's intervals as the nets' are (forecast.models.neural): each series long enough for
+        a validation window is fitted again on all but its last h points (its order and differencing kept) and
+        forecasts them, from as many origins as CALIBRATION_MIN residuals at the first step need; the errors in the
+        transformed space divided by the AR's own standard deviation per step. The intervals are then
+        z_hat + q_j(p) sd_j: the AR's shape, widened to the coverage those residuals show (the analytic variance
+        ignores the uncertainty of the estimated seasonal indices, order and coefficients)."""
+        long = [(uid, s) for uid, s in zip(ids, series) if len(s) >= validation_length(h)]
+        long = long or [(uid, s) for uid, s in zip(ids, series) if len(s) >= h + 2]
+        if not long:
+            return None
+        origins = min(h, -(-CALIBRATION_MIN // len(long)))
+        residuals = np.full((len(long) * origins, h), np.nan)
+        for k in range(origins):
+            for i, (uid, s) in enumerate(long):
+                past, d = s[:len(s) - h + k], self.diffs_[uid]
+                transform = self._transform(past)
+                z = transform.transform(past) if transform else np.asarray(past, float)
+                lags = len(self.params_[uid]) - 1
+                _, params, _, sigma = fit_series(np.diff(z, n=d), lags, lags, self.config.ic)
+                transform, path, sd = self._path(past, d, params, sigma, h - k)
+                actual = transform.transform(s[len(past):], start=len(past)) if transform else s[len(past):]
+                residuals[k * len(long) + i, :h - k] = (actual - path) / np.where(sd > 0, sd, np.nan)
+        if not np.isfinite(residuals).any():  # constant series: nothing varies, nothing to calibrate
+            return None
+        return Calibration.from_residuals(residuals, "validation", growth=False)
+
+    def _paths(self, ids, series, h, probs=None):
+        """Per series the forecast (h,) and, with `probs`, its quantiles (h, P): in the transformed space the
+        forecast plus the calibrated quantiles times the AR's standard deviations, transformed back (the transform
+        is increasing)."""
         self.unseen_ = [uid for uid in ids if uid not in self.params_]
         if self.unseen_:
             log.warning("AR: fitting %d series the model has not seen (e.g. '%s')", len(self.unseen_), self.unseen_[0])
-        rows = []
+        spread = self._spread(probs, h) if probs is not None else None  # (h, P)
+        points, bands = [], []
         for uid, y in zip(ids, series):
-            params = self.params_[uid] if uid in self.params_ else self._fit_one(uid, y)[1]
-            rows.append(recurse(params, y, h))
-        return np.stack(rows)
+            if uid in self.params_:
+                d, params, sigma = self.diffs_[uid], self.params_[uid], self.sigmas_.get(uid, 0.0)
+            else:
+                d, _, params, _, sigma = self._fit_one(y)
+            transform, path, sd = self._path(y, d, params, sigma, h)
+            back = transform.inverse if transform else np.asarray
+            points.append(back(path))
+            if spread is not None:
+                bands.append(back(path[:, None] + sd[:, None] * spread))
+        return np.stack(points), (np.stack(bands) if spread is not None else None)
+
+    def _spread(self, probs, h) -> np.ndarray:
+        """(h, P) quantiles of the standardised forecast errors: calibrated, or normal where nothing was long
+        enough to calibrate on."""
+        calibration = getattr(self, "calibration_", None)
+        if calibration is None:
+            return np.tile(normal_quantiles(probs), (h, 1))
+        return calibration.quantiles(probs, h)
+
+    def _forecast(self, ids, series, h):
+        return self._paths(ids, series, h)[0]
+
+    def _bands(self, ids, series, h, probs):
+        return self._paths(ids, series, h, probs)
 
     def fit_details(self):
         table = pd.DataFrame({ID: list(self.params_), "lags": [len(p) - 1 for p in self.params_.values()],
-                              "lags_first_tried": list(self.fallback_.values())})
+                              "lags_first_tried": list(self.first_.values()), "diff": list(self.diffs_.values())})
         params = {"lags_chosen": int(table["lags"].iloc[0]) if len(table) == 1 else "per series, see ar_lags.csv",
                   "lags_mean": round(float(table["lags"].mean()), 3),
-                  "explosive_fallbacks": int((table["lags"] != table["lags_first_tried"]).sum())}
+                  "differenced_series": int(table["diff"].sum()),
+                  "lower_order_fallbacks": int((table["lags"] < table["lags_first_tried"]).sum())}
         return params, table
 
     def _state(self, path):
-        return {"params": {uid: p.tolist() for uid, p in self.params_.items()}}
+        calibration = getattr(self, "calibration_", None)
+        return {"params": {uid: p.tolist() for uid, p in self.params_.items()}, "diffs": self.diffs_,
+                "sigmas": self.sigmas_, "calibration": calibration.to_dict() if calibration is not None else None}
 
     def _restore(self, path, state):
         self.params_ = {str(uid): np.asarray(p, dtype=float) for uid, p in state["params"].items()}
-        self.fallback_ = {uid: len(p) - 1 for uid, p in self.params_.items()}
+        self.raw_ = "diffs" not in state  # saved before AR learned in the transformed space: raw values
+        self.diffs_ = {uid: int(state.get("diffs", {}).get(uid, 0)) for uid in self.params_}
+        self.sigmas_ = {str(uid): float(v) for uid, v in state.get("sigmas", {}).items()}
+        self.calibration_ = Calibration.from_dict(state["calibration"]) if state.get("calibration") else None
+        self.first_ = {uid: len(p) - 1 for uid, p in self.params_.items()}
         self.unseen_ = []

@@ -12,8 +12,9 @@ import pandas as pd
 
 from forecast.data import Frequency, future_frame, series_arrays
 from forecast.errors import ModelError
+from forecast.intervals import check_levels, check_quantiles, probabilities, to_columns
 
-FORMAT = 1
+FORMAT = 2  # 2: prediction intervals (models saved as format 1 give point forecasts only)
 CONFIG_FILE = "forecaster.json"
 
 
@@ -34,7 +35,8 @@ class Forecaster:
     """Base of all models. Subclasses set `name` and `Config` and implement `_fit` and `_forecast`.
 
     `_fit(ids, series, h)` learns from a list of 1-D arrays; `_forecast(ids, series, h)` returns an (S, h)
-    matrix of forecasts following each given history. Fitted state ends in `_`.
+    matrix of forecasts following each given history; `_bands(ids, series, h, probs)` returns those forecasts and
+    their quantiles (S, h, P) at the probabilities `probs`. Fitted state ends in `_`.
     """
 
     name: ClassVar[str]
@@ -53,8 +55,9 @@ class Forecaster:
         self.history_ = df
         return self
 
-    def predict(self, h: int | None = None, df: pd.DataFrame | None = None) -> pd.DataFrame:
-        """Forecast `h` steps (default: the horizon fitted for) past the end of every series in `df`."""
+    def predict(self, h: int | None = None, df: pd.DataFrame | None = None, levels=(), quantiles=()) -> pd.DataFrame:
+        """Forecast `h` steps (default: the horizon fitted for) past the end of every series in `df`; with `levels`
+        (percent) the columns yhat_lo_L and yhat_hi_L, with `quantiles` (probabilities) yhat_qN."""
         if not hasattr(self, "freq_"):
             raise ModelError(f"model '{self.name}' is not fitted; call fit() first")
         if df is None:
@@ -64,9 +67,32 @@ class Forecaster:
         h = self.h_ if h is None else int(h)
         if h < 1:
             raise ModelError(f"horizon {h}: must be at least 1")
+        levels, quantiles = check_levels(levels), check_quantiles(quantiles)
         ids, series = series_arrays(df)
-        yhat = np.asarray(self._forecast(ids, series, h), dtype=float)  # (S, h)
-        return future_frame(df, self.freq_, h, ids, yhat)
+        if not (levels or quantiles):
+            yhat = np.asarray(self._forecast(ids, series, h), dtype=float)  # (S, h)
+            return future_frame(df, self.freq_, h, ids, yhat)
+        if not getattr(self, "intervals_", True):
+            raise ModelError(f"model '{self.name}' was saved before prediction intervals existed; train it again to "
+                             "get --level or --quantiles")
+        probs = probabilities(levels, quantiles)
+        yhat, bands = self._bands(ids, series, h, probs)  # (S, h), (S, h, P)
+        frame = future_frame(df, self.freq_, h, ids, np.asarray(yhat, dtype=float))
+        for name, values in to_columns(np.asarray(yhat, float), bands, probs, levels, quantiles).items():
+            frame[name] = values.reshape(-1)
+        return frame
+
+    def _bands(self, ids, series, h, probs) -> tuple[np.ndarray, np.ndarray]:
+        raise ModelError(f"model '{self.name}' gives no prediction intervals")
+
+    def inherit(self, scored: Forecaster) -> None:
+        """Take over from `scored`, the same model fitted on less of the data, what this fit on all of it could not
+        learn (the nets: the calibration of their intervals on held-out windows); nothing by default."""
+
+    def final_settings(self) -> dict:
+        """Settings for fitting this model's kind again on all of the data, learned from this fit (the nets: the
+        epoch count early stopping chose); {} for models that have none."""
+        return {}
 
     def fit_details(self) -> tuple[dict, pd.DataFrame | None]:
         """Facts learned in fitting worth logging: params, and an optional per-series table."""
@@ -88,6 +114,7 @@ class Forecaster:
         model.freq_ = Frequency(**doc["freq"])
         model.h_ = int(doc["h"])
         model.meta_ = dict(doc.get("extra") or {})
+        model.intervals_ = int(doc.get("format", 1)) >= 2
         model._restore(path, doc.get("state", {}))
         return model
 

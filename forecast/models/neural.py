@@ -9,6 +9,7 @@ nets of different seeds and lookbacks are trained and the forecast is their medi
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -19,13 +20,18 @@ from torch import nn
 
 from forecast.diagnostics import GradientProbe
 from forecast.errors import ModelError, TrainingDiverged, TrainingInterrupted
+from forecast.intervals import Calibration, fill_scales, series_scale
+from forecast.metrics import seasonal_scale
 from forecast.models.base import Forecaster
+from forecast.models.combination import PARTNERS, PRIOR_WEIGHT, choose_weight, combine, fit_partner
 from forecast.training import LOSSES, SCHEDULES, TrainConfig, fit_network, resolve_device
 from forecast.transforms import fit_transforms
-from forecast.windows import last_windows, make_windows, split_windows
+from forecast.windows import last_windows, make_windows, split_windows, validation_length
 
 WEIGHTS_FILE = "weights.pt"
-TRANSFORMS = 2  # saved in a model's state: the nets learn in forecast.transforms' space (1: standardised only)
+# saved in a model's state, the version of forecast.transforms' space the nets learn in: 1 standardised only,
+# 2 seasonally adjusted and in logs where positive, 3 also in logs where non-negative with zeros
+TRANSFORMS = 3
 LOOKBACK_FACTORS = (1.0, 1.5, 0.75, 2.0, 1.25)  # ensemble member i's lookback: the base times factor i (cycled)
 
 
@@ -53,6 +59,7 @@ class NeuralConfig:
     ensemble: int = 1  # members of different seeds and lookbacks; the forecast is their median
     validate: bool = True  # hold out each series' last horizon for early stopping (False: train on every window)
     recent: float | None = None  # train on the windows ending in each series' last `recent` x horizon points only
+    combine: str = "ar"  # combine with AR, the weight chosen on the validation windows (forecast.models.combination)
 
     def __post_init__(self):
         positive = ("hidden_size", "layers", "heads", "epochs", "batch_size", "patience", "ensemble")
@@ -69,12 +76,33 @@ class NeuralConfig:
             raise ModelError(f"--recent {self.recent}: must be positive (horizons of history to train on)")
         if self.loss not in LOSSES:
             raise ModelError(f"--loss {self.loss}: unknown; choose one of {', '.join(LOSSES)}")
+        if self.combine not in PARTNERS:
+            raise ModelError(f"--combine {self.combine}: unknown; choose one of {', '.join(PARTNERS)}")
         if self.schedule not in SCHEDULES:
             raise ModelError(f"--schedule {self.schedule}: unknown; choose one of {', '.join(SCHEDULES)}")
 
     def train_config(self) -> TrainConfig:
         names = {f.name for f in fields(TrainConfig)}
         return TrainConfig(**{k: v for k, v in asdict(self).items() if k in names})
+
+
+CALIBRATION_MIN = 200  # residuals wanted at the first step of the intervals' calibration
+MASE_WEIGHT_CAP = 10.0  # no series weighs more than this many times the median series under --loss mase
+
+
+def mase_weights(series: list[np.ndarray], transforms, season: int) -> np.ndarray:
+    """Per series, the factor that turns an error in its transformed space into MASE's scaled error: its unit (the
+    recent level for a series in logs, where errors are relative; the standard deviation otherwise) over its
+    in-sample seasonal-naive MAE. Capped at MASE_WEIGHT_CAP times the median, normalised to mean 1."""
+    weights = []
+    for y, t in zip(series, transforms):
+        unit = float(np.mean(np.abs(y[-max(season, 1):])) + t.shift) if t.log else t.scale
+        scale = seasonal_scale(y, season)
+        weights.append(unit / scale if np.isfinite(scale) and scale > 0 else np.nan)
+    weights = np.asarray(weights, float)
+    median = np.nanmedian(weights) if np.isfinite(weights).any() else 1.0
+    weights = np.clip(np.nan_to_num(weights, nan=median), 0.0, MASE_WEIGHT_CAP * median)
+    return weights / weights.mean()
 
 
 def default_lookback(h: int, season: int) -> int:
@@ -178,27 +206,26 @@ class NeuralForecaster(Forecaster):
             raise ModelError("--tbptt applies to the recurrent models (rnn, lstm, gru), not the transformer")
 
     def _transformed(self, series):
-        transforms = fit_transforms(series, self.freq_.season, self.config.deseasonalize, self.config.log)
+        transforms = fit_transforms(series, self.freq_.season, self.config.deseasonalize, self.config.log,
+                                    getattr(self, "transforms_", TRANSFORMS) >= 3)
         return transforms, [t.transform(s) for t, s in zip(transforms, series)]
 
     def _fit(self, ids, series, h):
         c = self.config
         self.lookback_ = c.lookback or default_lookback(h, self.freq_.season)
-        shortest = min(len(s) for s in series)
-        if shortest <= h:
-            uid = ids[int(np.argmin([len(s) for s in series]))]
-            raise ModelError(f"series '{uid}' has {shortest} training points; the {self.name} model needs more than "
-                             f"the horizon ({h}) to hold out a validation window; use a shorter --horizon")
-        _, scaled = self._transformed(series)
+        self.ids_, self.series_ = ids, series  # for calibrating the intervals, also after a stop mid-training
+        transforms, scaled = self._transformed(series)
+        weights = mase_weights(series, transforms, self.freq_.season) if c.loss == "mase" else None
         self.lookbacks_ = member_lookbacks(self.lookback_, c.ensemble)
         self.nets_, self.histories_, self.n_windows_, self.probe_ = [], [], 0, None
+        self.validated_series_ = sum(len(s) >= validation_length(h) for s in series) if c.validate else 0
         recent = max(1, round(c.recent * h)) if c.recent else None
         offset = 0  # member i's epochs are reported after those of the members before it
         for member, lookback in enumerate(self.lookbacks_):
             if c.validate:
-                train, val = split_windows(scaled, lookback, h, recent)
+                train, val = split_windows(scaled, lookback, h, recent, weights)
             else:
-                train, val = make_windows(scaled, lookback, h, recent), None
+                train, val = make_windows(scaled, lookback, h, recent, weights), None
             self.n_windows_ += len(train[0])
             net = self._build(lookback, h, c.seed + member)
             self.nets_.append(net)
@@ -222,6 +249,68 @@ class NeuralForecaster(Forecaster):
             offset += len(history.train_loss)
             if member == 0 and self.probe_ is not None:
                 self.probe_.measure(f"end (best epoch {history.best_epoch})")
+        self.partner_, self.combine_weight_, self.combine_scores_, held_out = None, 1.0, {}, None
+        started = time.perf_counter()
+        if c.combine == "ar":
+            held_out = self._fit_partner(ids, series, h)
+        calibrating = time.perf_counter()
+        self.calibration_ = self._calibrate(ids, series, h, held_out)
+        self.seconds_ = {"train_nets": sum(run.seconds for run in self.histories_),
+                         "fit_ar": calibrating - started, "calibrate": time.perf_counter() - calibrating}
+
+    def _fit_partner(self, ids, series, h):
+        """Fit AR on the series less their validation windows, choose the combination weight on those windows,
+        then fit AR on all of every series as the partner the forecasts use. Returns the first AR (None when no
+        series is long enough for a validation window, or the nets trained on those windows: then the weight is
+        the prior, until `inherit` takes the weight of a fit that held them out)."""
+        long = [i for i, s in enumerate(series) if len(s) >= validation_length(h)] if self.config.validate else []
+        held_out = None
+        if long:
+            long_ids, history = [ids[i] for i in long], [series[i][:-h] for i in long]
+            held_out = fit_partner(long_ids, history, self.freq_, h)
+            net = self._net_forecast(history, h)
+            partner = held_out._forecast(long_ids, history, h)
+            actual = np.stack([series[i][-h:] for i in long])
+            self.combine_weight_, self.combine_scores_ = choose_weight(history, actual, net, partner,
+                                                                       self.freq_.season)
+        else:
+            self.combine_weight_ = PRIOR_WEIGHT
+        self.partner_ = fit_partner(ids, series, self.freq_, h)
+        return held_out
+
+    def _calibrate(self, ids, series, h, partner=None) -> Calibration | None:
+        """Split-conformal calibration of the intervals on the last h points of every series long enough for a
+        validation window: from origins at each of those points (as many as needed for CALIBRATION_MIN residuals
+        at the first step, up to h), the nets forecast the rest; the residuals in the transformed space, divided by
+        the series' scale, per step. Held out when the fit validated on those points (they chose the best epoch,
+        nothing more), in-sample otherwise; `inherit` replaces an in-sample calibration. Combined forecasts take
+        AR's part from `partner`, fitted without those points."""
+        pick = [i for i, s in enumerate(series) if len(s) >= validation_length(h)]
+        pick = pick or [i for i, s in enumerate(series) if len(s) >= h + 2]
+        if not pick or not self.nets_:
+            return None
+        long, long_ids = [series[i] for i in pick], [ids[i] for i in pick]
+        origins = min(h, -(-CALIBRATION_MIN // len(long)))
+        residuals = np.full((len(long) * origins, h), np.nan)
+        for k in range(origins):
+            history = [s[:len(s) - h + k] for s in long]
+            transforms, scaled, z = self._forecast_z(long_ids, history, h - k, partner)  # (S, h - k)
+            actual = np.stack([t.transform(s[len(past):], start=len(past))
+                               for t, s, past in zip(transforms, long, history)])
+            scales = fill_scales([series_scale(x) for x in scaled])
+            residuals[k * len(long):(k + 1) * len(long), :h - k] = (actual - z) / scales[:, None]
+        if not np.isfinite(residuals).any():  # constant series: nothing varies, nothing to calibrate
+            return None
+        held_out = self.config.validate and self.validated_series_ > 0
+        return Calibration.from_residuals(residuals, "validation" if held_out else "in-sample")
+
+    def inherit(self, scored: NeuralForecaster) -> None:
+        """A fit on all the data has no held-out windows left: take the calibration and the combination weight of
+        the fit that had them."""
+        if getattr(scored, "calibration_", None) is not None and scored.calibration_.source == "validation":
+            self.calibration_ = scored.calibration_
+        if self.partner_ is not None and scored.combine_scores_:
+            self.combine_weight_, self.combine_scores_ = scored.combine_weight_, scored.combine_scores_
 
     def _keep_finished_members(self, exc) -> None:
         """After a stop in the middle of member k: keep k if it finished an epoch (its best weights are loaded),
@@ -231,6 +320,8 @@ class NeuralForecaster(Forecaster):
             if self.histories_:
                 exc.best_epoch = self.histories_[-1].best_epoch
         self.lookbacks_ = self.lookbacks_[:len(self.nets_)]
+        self.partner_, self.combine_weight_, self.combine_scores_ = None, 1.0, {}  # no time for AR after a stop
+        self.calibration_ = self._calibrate(self.ids_, self.series_, self.h_) if self.nets_ else None
 
     def _probe(self, net, train) -> GradientProbe:
         """A gradient-flow probe on a fixed batch of training windows."""
@@ -242,8 +333,8 @@ class NeuralForecaster(Forecaster):
         return GradientProbe(net, x, y, self.config.tbptt)
 
     @torch.no_grad()
-    def _forecast(self, ids, series, h):
-        transforms, scaled = self._transformed(series)
+    def _net_z(self, scaled, h) -> np.ndarray:
+        """The median of the members' forecasts (S, h) in the transformed space, recursive past their horizon."""
         members = []
         for net, lookback in zip(self.nets_, self.lookbacks_):
             device = next(net.parameters()).device
@@ -255,13 +346,60 @@ class NeuralForecaster(Forecaster):
                 steps.append(out)
                 history = [np.concatenate([s, o]) for s, o in zip(history, out)]
             members.append(np.concatenate(steps, axis=1)[:, :h])  # (S, h)
-        z = np.median(np.stack(members), axis=0)  # (S, h); the inverse transforms are increasing
+        return np.median(np.stack(members), axis=0)  # the inverse transforms are increasing
+
+    def _net_forecast(self, series, h) -> np.ndarray:
+        """The nets' forecasts alone (S, h), on the original scale."""
+        transforms, scaled = self._transformed(series)
+        return np.stack([t.inverse(row) for t, row in zip(transforms, self._net_z(scaled, h))])
+
+    def _forecast_z(self, ids, series, h, partner=None):
+        """(transforms, transformed series, the forecasts (S, h) in the transformed space): the nets', combined
+        with AR's (of `partner`, by default the model's own) where the model combines."""
+        transforms, scaled = self._transformed(series)
+        z = self._net_z(scaled, h)
+        partner = partner if partner is not None else getattr(self, "partner_", None)
+        if partner is None or self.combine_weight_ == 1.0:
+            return transforms, scaled, z
+        net = np.stack([t.inverse(row) for t, row in zip(transforms, z)])
+        combined = combine(net, partner._forecast(ids, series, h), self.combine_weight_)
+        return transforms, scaled, np.stack([t.forecast_space(row) for t, row in zip(transforms, combined)])
+
+    def _forecast(self, ids, series, h):
+        transforms, _, z = self._forecast_z(ids, series, h)
         return np.stack([t.inverse(row) for t, row in zip(transforms, z)])
+
+    def _bands(self, ids, series, h, probs):
+        """Conformal quantiles: z_hat + q_j(p) s_i in the transformed space, transformed back."""
+        if getattr(self, "calibration_", None) is None:
+            raise ModelError(f"model '{self.name}' has no calibration for prediction intervals: no series was long "
+                             "enough to hold out a horizon (train with a shorter --horizon)")
+        transforms, scaled, z = self._forecast_z(ids, series, h)
+        spread = self.calibration_.quantiles(probs, h)  # (h, P)
+        scales = fill_scales([series_scale(x) for x in scaled])  # (S,)
+        zq = z[:, :, None] + scales[:, None, None] * spread[None]  # (S, h, P)
+        yhat = np.stack([t.inverse(row) for t, row in zip(transforms, z)])
+        bands = np.stack([t.inverse(rows) for t, rows in zip(transforms, zq)])
+        return yhat, bands
+
+    def final_settings(self) -> dict:
+        """Without a validation window, the epochs that early stopping chose (the latest best epoch of the
+        members); nothing to change when this fit had no validation window either."""
+        if not self.validated_series_:
+            return {}
+        return {"validate": False, "epochs": max(h.best_epoch for h in self.histories_)}
 
     def fit_details(self):
         hists = self.histories_
         details = {"lookback_used": self.lookback_, "best_epoch": hists[0].best_epoch,
-                   "epochs_run": sum(len(h.train_loss) for h in hists), "train_windows": self.n_windows_}
+                   "epochs_run": sum(len(h.train_loss) for h in hists), "train_windows": self.n_windows_,
+                   "validated_series": self.validated_series_, "combine_weight": self.combine_weight_,
+                   **{f"seconds_{k}": round(v, 3) for k, v in getattr(self, "seconds_", {}).items()}}
+        if self.combine_scores_:
+            details["combine_validation_mase"] = ",".join(f"{w:g}:{v:.4f}" for w, v in self.combine_scores_.items())
+        if self.config.validate and not self.validated_series_:
+            details["note"] = (f"no series has the {validation_length(self.h_)} points a validation window needs: "
+                               f"trained the full {self.config.epochs} epochs")
         if len(hists) > 1:
             details["member_lookbacks"] = ",".join(map(str, self.lookbacks_))
             details["member_best_epochs"] = ",".join(str(h.best_epoch) for h in hists)
@@ -281,12 +419,26 @@ class NeuralForecaster(Forecaster):
     def _state(self, path: Path):
         for member, net in enumerate(self.nets_):
             torch.save({k: v.cpu() for k, v in net.state_dict().items()}, path / self._weights_file(member))
-        return {"lookback": self.lookback_, "lookbacks": self.lookbacks_, "transforms": TRANSFORMS}
+        calibration = getattr(self, "calibration_", None)
+        partner = getattr(self, "partner_", None)
+        return {"lookback": self.lookback_, "lookbacks": self.lookbacks_, "transforms": TRANSFORMS,
+                "calibration": calibration.to_dict() if calibration is not None else None,
+                "combine_weight": self.combine_weight_, "partner": partner._state(path) if partner else None}
 
     def _restore(self, path: Path, state):
         self.lookback_ = int(state["lookback"])
         self.lookbacks_ = [int(v) for v in state.get("lookbacks", [self.lookback_])]
-        if state.get("transforms") != TRANSFORMS:  # saved before seasonal adjustment and logs: standardising
+        self.transforms_ = int(state.get("transforms", 1))
+        self.calibration_ = Calibration.from_dict(state["calibration"]) if state.get("calibration") else None
+        self.combine_weight_ = float(state.get("combine_weight", 1.0))
+        self.partner_ = None
+        if state.get("partner"):
+            from forecast.models.ar import AutoRegressive
+
+            self.partner_ = AutoRegressive()
+            self.partner_.freq_, self.partner_.h_ = self.freq_, self.h_
+            self.partner_._restore(path, state["partner"])
+        if self.transforms_ < 2:  # saved before seasonal adjustment and logs: standardising
             self.config.deseasonalize = self.config.log = False
         device = resolve_device("auto")
         self.nets_ = []

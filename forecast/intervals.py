@@ -1,0 +1,218 @@
+"""Prediction intervals and quantiles: what users ask for (levels, quantiles), the columns they get, the shapes
+that keep quantiles from crossing, conformal calibration for the nets, and the interval metrics (coverage, MSIS as
+the M4 competition defines it, the scaled quantile loss)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+import pandas as pd
+
+from forecast.errors import ModelError
+
+DEFAULT_LEVELS = (80.0, 95.0)
+MSIS_LEVEL = 95.0  # the M4 competition's interval
+
+
+def check_levels(levels) -> tuple[float, ...]:
+    """Levels in percent, each in (0, 100), sorted, duplicates dropped."""
+    out = []
+    for level in levels or ():
+        try:
+            value = float(level)
+        except (TypeError, ValueError):
+            raise ModelError(f"--level {level!r}: not a number; give a coverage in percent such as 80 or 95") from None
+        if not 0 < value < 100:
+            raise ModelError(f"--level {level}: must be between 0 and 100 (a coverage in percent, e.g. 80 or 95)")
+        out.append(value)
+    return tuple(sorted(set(out)))
+
+
+def check_quantiles(quantiles) -> tuple[float, ...]:
+    """Quantiles as probabilities in (0, 1), from a list or a comma-separated string, sorted."""
+    if isinstance(quantiles, str):
+        quantiles = [q for q in quantiles.split(",") if q.strip()]
+    out = []
+    for q in quantiles or ():
+        try:
+            value = float(q)
+        except (TypeError, ValueError):
+            raise ModelError(f"--quantiles {q!r}: not a number; give probabilities such as 0.1,0.5,0.9") from None
+        if not 0 < value < 1:
+            raise ModelError(f"--quantiles {q}: must be between 0 and 1 (e.g. 0.1,0.5,0.9)")
+        out.append(value)
+    return tuple(sorted(set(out)))
+
+
+def _label(value: float) -> str:
+    return f"{value:g}"
+
+
+def level_columns(level: float) -> tuple[str, str]:
+    """statsforecast's names: yhat_lo_80, yhat_hi_80."""
+    return f"yhat_lo_{_label(level)}", f"yhat_hi_{_label(level)}"
+
+
+def quantile_column(q: float) -> str:
+    """yhat_q10 for 0.1, yhat_q2.5 for 0.025."""
+    return f"yhat_q{_label(round(q * 100, 6))}"
+
+
+def level_bounds(level: float) -> tuple[float, float]:
+    """The probabilities of a level's lower and upper bound (rounded, so that they can be looked up)."""
+    alpha = 1 - level / 100
+    return round(alpha / 2, 10), round(1 - alpha / 2, 10)
+
+
+def probabilities(levels=(), quantiles=()) -> tuple[float, ...]:
+    """Every probability the levels' bounds and the quantiles need, sorted."""
+    probs = {round(q, 10) for q in quantiles}
+    for level in levels:
+        probs.update(level_bounds(level))
+    return tuple(sorted(probs))
+
+
+def normal_quantiles(probs) -> np.ndarray:
+    """Standard normal quantiles z_p (P,)."""
+    return np.array([NormalDist().inv_cdf(p) for p in probs])
+
+
+def to_columns(yhat: np.ndarray, bands: np.ndarray, probs, levels=(), quantiles=()) -> dict[str, np.ndarray]:
+    """The output columns from point forecasts (S, h) and forecast quantiles (S, h, P) at `probs`: sorted along P
+    so that no quantile crosses another, and each level's interval widened to hold the point forecast."""
+    bands = np.sort(bands, axis=-1)
+    index = {round(p, 10): k for k, p in enumerate(probs)}
+    columns = {}
+    for level in levels:
+        p_lo, p_hi = level_bounds(level)
+        lo, hi = level_columns(level)
+        columns[lo] = np.minimum(bands[..., index[p_lo]], yhat)
+        columns[hi] = np.maximum(bands[..., index[p_hi]], yhat)
+    ordered = {}
+    for level in sorted(levels):  # lo_95, lo_80, hi_80, hi_95 are nested: lo_95 <= lo_80 and hi_80 <= hi_95
+        lo, hi = level_columns(level)
+        ordered[lo], ordered[hi] = columns[lo], columns[hi]
+    for q in quantiles:
+        ordered[quantile_column(q)] = bands[..., index[round(q, 10)]]
+    return ordered
+
+
+@dataclass
+class Calibration:
+    """Split-conformal calibration of a net: quantiles (h, P) of its normalised validation residuals
+    (z_true - z_hat) / s_i per horizon step, at a grid of probabilities; s_i is each series' scale (mean absolute
+    one-step change of its transformed history). Forecast quantiles are z_hat + q_j(p) s_i, transformed back."""
+
+    probs: np.ndarray  # (P,) the grid
+    table: np.ndarray  # (h, P) residual quantiles per step
+    n: int  # residuals at the step with the fewest
+    source: str  # "validation" (held-out windows) or "in-sample"
+    growth: bool = True  # past the calibrated horizon (and when pooling steps) the spread grows as sqrt(step)
+
+    GRID = np.round(np.r_[0.001, 0.005, np.arange(0.01, 1.0, 0.01), 0.995, 0.999], 6)
+    MIN_PER_STEP = 50  # fewer residuals at a step: pool every step's, each divided by sqrt(step)
+
+    @classmethod
+    def from_residuals(cls, residuals: np.ndarray, source: str, growth: bool = True) -> Calibration:
+        """From normalised residuals (N, h), NaN where a window has none at a step: per step the conformal
+        quantile at each grid probability, with the finite-sample correction (the ceil((n + 1) p)-th smallest of
+        n, the floor below the median). Steps with fewer than MIN_PER_STEP residuals take the quantiles of all
+        steps' residuals pooled, each divided by sqrt(its step), times sqrt(the step); without `growth` (residuals
+        already divided by a standard deviation that grows with the step) pooled as they are."""
+        counts = np.isfinite(residuals).sum(axis=0)  # (h,)
+        if counts.max(initial=0) == 0:
+            raise ModelError("no residuals to calibrate the prediction intervals on")
+        steps = np.sqrt(np.arange(1, residuals.shape[1] + 1)) if growth else np.ones(residuals.shape[1])  # (h,)
+        pooled = (residuals / steps)[np.isfinite(residuals)]
+        table = []
+        for j in range(residuals.shape[1]):
+            column = residuals[:, j][np.isfinite(residuals[:, j])]
+            table.append(cls._conformal(column) if len(column) >= cls.MIN_PER_STEP else
+                         cls._conformal(pooled) * steps[j])
+        return cls(cls.GRID, np.stack(table), int(counts.min()), source, growth)
+
+    @classmethod
+    def _conformal(cls, values: np.ndarray) -> np.ndarray:
+        """The conformal quantiles (len(GRID),) of a sample."""
+        ordered, n, probs = np.sort(values), len(values), cls.GRID
+        rank = np.where(probs >= 0.5, np.ceil((n + 1) * probs), np.floor((n + 1) * probs)) - 1
+        return ordered[np.clip(rank, 0, n - 1).astype(int)]
+
+    def quantiles(self, probs, steps: int) -> np.ndarray:
+        """(steps, P) residual quantiles at `probs`; past the calibrated horizon the last step's spread grows with
+        the square root of the steps, as a random walk's does."""
+        table = np.stack([np.interp(probs, self.probs, row) for row in self.table])  # (h, P)
+        h = len(table)
+        if steps <= h:
+            return table[:steps]
+        further = np.arange(h + 1, steps + 1)[:, None]  # (steps - h, 1)
+        return np.concatenate([table, table[-1] * (np.sqrt(further / h) if self.growth else np.ones_like(further))])
+
+    def to_dict(self) -> dict:
+        return {"probs": self.probs.tolist(), "table": self.table.tolist(), "n": self.n, "source": self.source,
+                "growth": self.growth}
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> Calibration:
+        return cls(np.asarray(doc["probs"], float), np.asarray(doc["table"], float), int(doc["n"]), doc["source"],
+                   bool(doc.get("growth", True)))
+
+
+def series_scale(z: np.ndarray) -> float:
+    """The mean absolute one-step change of a transformed series (NaN when it has fewer than 2 points)."""
+    return float(np.mean(np.abs(np.diff(z)))) if len(z) > 1 else float("nan")
+
+
+def fill_scales(scales: np.ndarray) -> np.ndarray:
+    """Scales with the zero, NaN and tiny ones replaced by the median of the others (1 when there are none)."""
+    scales = np.asarray(scales, float)
+    good = np.isfinite(scales) & (scales > 1e-12)
+    fallback = float(np.median(scales[good])) if good.any() else 1.0
+    return np.where(good, scales, fallback)
+
+
+# -- metrics
+
+
+def interval_score(y: np.ndarray, lo: np.ndarray, hi: np.ndarray, level: float) -> np.ndarray:
+    """The M4 competition's interval score per point: (hi - lo) + 2/a (lo - y)[y < lo] + 2/a (y - hi)[y > hi]."""
+    a = 1 - level / 100
+    return (hi - lo) + 2 / a * (lo - y) * (y < lo) + 2 / a * (y - hi) * (y > hi)
+
+
+def pinball(y: np.ndarray, q: np.ndarray, p: float) -> np.ndarray:
+    """The quantile (pinball) loss of forecast quantile `q` at probability `p`, per point."""
+    return np.maximum(p * (y - q), (p - 1) * (y - q))
+
+
+def interval_metrics(joined: pd.DataFrame, scales: pd.Series, levels=(), quantiles=(), id_col="unique_id",
+                     y_col="y") -> dict[str, float]:
+    """coverage_L (the fraction of all points inside each level's interval), msis_L (per series the mean interval
+    score over the horizon, divided by the series' in-sample seasonal-naive MAE, then the mean over series; series
+    without a scale left out, as MASE does) and the mean scaled quantile loss `sql` over every quantile given and
+    every level's bounds (with yhat as the median), scaled the same way: an approximation of the CRPS over MAE."""
+    y = joined[y_col].to_numpy(float)
+    scale = joined[id_col].map(scales).to_numpy(float)
+    ok = np.isfinite(scale) & (scale > 0)
+    scale = np.where(ok, scale, 1.0)  # series without a scale are left out below; no division by zero
+    out = {}
+    pairs = [(0.5, joined["yhat"].to_numpy(float))]
+    for level in levels:
+        lo_col, hi_col = level_columns(level)
+        lo, hi = joined[lo_col].to_numpy(float), joined[hi_col].to_numpy(float)
+        out[f"coverage_{_label(level)}"] = float(np.mean((y >= lo) & (y <= hi)) * 100)
+        per_point = interval_score(y, lo, hi, level)
+        out[f"msis_{_label(level)}"] = _mean_over_series(joined[id_col], per_point / scale, ok)
+        pairs += list(zip(level_bounds(level), (lo, hi)))
+    pairs += [(q, joined[quantile_column(q)].to_numpy(float)) for q in quantiles]
+    if len(pairs) > 1:
+        losses = np.mean([pinball(y, q, p) for p, q in pairs], axis=0)
+        out["sql"] = _mean_over_series(joined[id_col], losses / scale, ok)
+    return out
+
+
+def _mean_over_series(ids: pd.Series, values: np.ndarray, ok: np.ndarray) -> float:
+    frame = pd.DataFrame({"id": ids.to_numpy()[ok], "v": values[ok]})
+    return float(frame.groupby("id", sort=False)["v"].mean().mean()) if len(frame) else float("nan")

@@ -1,0 +1,123 @@
+"""The saved model is fitted on all of the data; short series train, forecast and are left out of the scores."""
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from conftest import DATA, TINY_NET
+from mlflow.tracking import MlflowClient
+
+from forecast import api, registry
+from forecast.cli import main
+from forecast.models.ar import fit_series
+
+TINY = {"hidden_size": 8, "layers": 1, "epochs": 2, "lookback": 12}
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def params_of(run_id):
+    return MlflowClient().get_run(run_id).data.params
+
+
+@pytest.mark.parametrize("name", ["seasonal-naive", "ar", "gru", "transformer"])
+def test_the_saved_model_equals_a_fresh_fit_on_all_the_data(name, m3_csv):
+    hyper = TINY if name in registry.NEURAL else {}
+    result = api.train(m3_csv, name, 6, **hyper)
+    assert result.fit_on == "all" and params_of(result.run_id)["fit_on"] == "all"
+    data = api.load(m3_csv)
+    scored = registry.create(name, **hyper).fit(data.df.groupby("unique_id").head(-6), data.freq, 6)
+    fresh = registry.create(name, **{**hyper, **scored.final_settings()}).fit(data.df, data.freq, 6)
+    fresh.inherit(scored)  # the nets: the calibration and combination weight of the fit that held windows out
+    if name in registry.NEURAL:
+        assert scored.final_settings() == {"validate": False, "epochs": scored.histories_[0].best_epoch}
+        assert params_of(result.run_id)["final_epochs"] == str(scored.histories_[0].best_epoch)
+    saved = mlflow.pyfunc.load_model(result.model_uri).predict(data.df, params={"horizon": 6})
+    np.testing.assert_allclose(saved["yhat"], fresh.predict(6)["yhat"], rtol=1e-6)
+    # and not the model that was scored, whose parameters never saw the last 6 months
+    assert name == "seasonal-naive" or not np.allclose(saved["yhat"], scored.predict(6, data.df)["yhat"], rtol=1e-6)
+
+
+def test_no_refit_saves_the_scored_model_and_says_so(m3_csv):
+    result = run("train", m3_csv, "--model", "gru", *TINY_NET, "--horizon", 6, "--quiet", "--no-refit")
+    assert result.exit_code == 0, result.output
+    assert "fitted on the data before the holdout (the model scored)" in result.output
+    (logged,) = MlflowClient().search_runs([MlflowClient().get_experiment_by_name("m3_three").experiment_id])
+    assert logged.data.params["fit_on"] == "holdout" and "final_epochs" not in logged.data.params
+    data = api.load(m3_csv)
+    scored = registry.create("gru", **TINY).fit(data.df.groupby("unique_id").head(-6), data.freq, 6)
+    saved = mlflow.pyfunc.load_model(f"runs:/{logged.info.run_id}/model").predict(data.df, params={"horizon": 6})
+    np.testing.assert_allclose(saved["yhat"], scored.predict(6, data.df)["yhat"], rtol=1e-6)
+    refitted = run("train", m3_csv, "--model", "naive", "--horizon", 6)
+    assert "fitted on all of the data" in refitted.output
+
+
+@pytest.fixture
+def short_csv(tmp_path):
+    """Real M1 and M3 series cut to 3 to 500 points: a 500-point series is made of several M3 ones end to end."""
+    m3 = pd.read_csv(DATA / "m3_monthly_train.csv")
+    pool = [part.y.to_numpy() for _, part in m3.groupby("unique_id", sort=False) if len(part) >= 100][:15]
+    rows = [pd.DataFrame({"unique_id": "long", "ds": pd.date_range("1960-01-01", periods=500, freq="MS"),
+                          "y": np.concatenate(pool[:6])[:500]})]
+    for k, n in enumerate([3, 4, 5, 8, 12, 20, 40, 80]):
+        rows.append(pd.DataFrame({"unique_id": f"s{n}", "ds": pd.date_range("2000-01-01", periods=n, freq="MS"),
+                                  "y": pool[6 + k][-n:]}))
+    path = tmp_path / "short.csv"
+    pd.concat(rows).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("name", list(registry.MODELS))
+def test_series_of_3_to_500_points_train_every_model_and_forecast_every_series(name, short_csv, tmp_path):
+    hyper = TINY_NET[:-2] if name in registry.NEURAL else []  # the default lookback: 2 x 18 = 36 points
+    result = run("train", short_csv, "--model", name, "--horizon", 18, *hyper, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "scored on 4 of 9 series; the others are too short to hold out 18 points" in result.output
+    (logged,) = MlflowClient().search_runs([MlflowClient().get_experiment_by_name("short").experiment_id])
+    params = logged.data.params
+    assert params["n_series_scored"] == "4" and params["fit_on"] == "all"
+    if name in registry.NEURAL:
+        # in the scored fit only the 500-point series (and the 80-point one) have the 38 a validation window needs
+        assert params["validated_series"] == "2"
+    out = tmp_path / "out.csv"
+    predicted = run("predict", f"runs:/{logged.info.run_id}/model", short_csv, "--horizon", 18, "-o", out)
+    assert predicted.exit_code == 0, predicted.output
+    frame = pd.read_csv(out)
+    assert frame.groupby("unique_id").size().to_dict() == {uid: 18 for uid in
+                                                           ["long", "s12", "s20", "s3", "s4", "s40", "s5", "s8",
+                                                            "s80"]}
+    assert np.isfinite(frame["yhat"]).all()
+
+
+def test_nets_with_no_validation_window_train_the_full_schedule_and_say_so(tmp_path):
+    m3 = pd.read_csv(DATA / "m3_yearly_train.csv")
+    path = tmp_path / "yearly.csv"
+    m3[m3.unique_id.isin(m3.unique_id.unique()[:5])].groupby("unique_id").tail(10).to_csv(path, index=False)
+    data = api.load(path)
+    seen = []
+    model = registry.create("gru", **{**TINY, "lookback": 6}).fit(data.df, data.freq, 6,
+                                                                  on_epoch=lambda e, m: seen.append(m))
+    details, _ = model.fit_details()
+    assert details["validated_series"] == 0 and "trained the full 2 epochs" in details["note"]
+    assert [("val_loss" in m) for m in seen] == [False, False] and model.final_settings() == {}
+
+
+def test_ar_steps_down_to_an_order_the_series_can_carry():
+    y = np.random.default_rng(1).normal(size=9)
+    tau, params, first, _ = fit_series(y, lags=6, max_lags=6, ic="aic")
+    assert first == 6 and tau == 3 and len(params) == 4  # 9 points carry τ = 3 (n >= 2τ + 2)
+    tau, params, _, sigma = fit_series(np.array([4.0, 6.0]), lags=None, max_lags=8, ic="aic")
+    assert tau == 0 and params.tolist() == [5.0] and sigma == pytest.approx(np.sqrt(2))  # two points: their mean
+
+
+def test_ar_logs_how_many_series_fell_back_to_a_lower_order(short_csv):
+    data = api.load(short_csv)
+    model = registry.create("ar", lags=4).fit(data.df, data.freq, 6)
+    details, table = model.fit_details()
+    short = table[table.lags < table.lags_first_tried]
+    # differenced series of 3, 4, 5 and 8 points (2, 3, 4, 7 differences) cannot carry AR(4)
+    assert sorted(short.unique_id) == ["s3", "s4", "s5", "s8"]
+    assert details["lower_order_fallbacks"] == 4
