@@ -101,9 +101,9 @@ def to_columns(yhat: np.ndarray, bands: np.ndarray, probs, levels=(), quantiles=
 
 @dataclass
 class Calibration:
-    """Split-conformal calibration of a net: quantiles (h, P) of its normalised validation residuals
-    (z_true - z_hat) / s_i per horizon step, at a grid of probabilities; s_i is each series' scale (mean absolute
-    one-step change of its transformed history). Forecast quantiles are z_hat + q_j(p) s_i, transformed back."""
+    """Split-conformal calibration: quantiles (h, P) of normalised validation residuals per horizon step, at a
+    grid of probabilities. The model normalises: the nets divide their errors by each series' seasonal-naive MAE
+    (forecast quantiles y_hat + q_j(p) s_i), AR by its own standard deviation per step."""
 
     probs: np.ndarray  # (P,) the grid
     table: np.ndarray  # (h, P) residual quantiles per step
@@ -158,11 +158,6 @@ class Calibration:
     def from_dict(cls, doc: dict) -> Calibration:
         return cls(np.asarray(doc["probs"], float), np.asarray(doc["table"], float), int(doc["n"]), doc["source"],
                    bool(doc.get("growth", True)))
-
-
-def series_scale(z: np.ndarray) -> float:
-    """The mean absolute one-step change of a transformed series (NaN when it has fewer than 2 points)."""
-    return float(np.mean(np.abs(np.diff(z)))) if len(z) > 1 else float("nan")
 
 
 def fill_scales(scales: np.ndarray) -> np.ndarray:

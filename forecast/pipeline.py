@@ -16,7 +16,7 @@ DATA_KEYS = ("path", "test", "id_col", "time_col", "target_col", "freq", "season
 BACKTEST_KEYS = ("folds", "step", "refit")
 MODEL_KEYS = ("model", "label", "params")
 METRICS = ("mase", "smape", "mae", "rmse", "msis", "sql")  # what a leaderboard can rank by, lowest first
-SHOWN = METRICS[:5] + ("coverage_80", "coverage_95")  # the columns of a leaderboard (where the runs have them)
+SHOWN = METRICS + ("coverage_80", "coverage_95")  # the columns of a leaderboard (where the runs have them)
 
 
 class PipelineError(ForecastError):

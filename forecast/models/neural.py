@@ -20,7 +20,7 @@ from torch import nn
 
 from forecast.diagnostics import GradientProbe
 from forecast.errors import ModelError, TrainingDiverged, TrainingInterrupted
-from forecast.intervals import Calibration, fill_scales, series_scale
+from forecast.intervals import Calibration, fill_scales
 from forecast.metrics import seasonal_scale
 from forecast.models.base import Forecaster
 from forecast.models.combination import PARTNERS, PRIOR_WEIGHT, choose_weight, combine, fit_partner
@@ -281,10 +281,11 @@ class NeuralForecaster(Forecaster):
     def _calibrate(self, ids, series, h, partner=None) -> Calibration | None:
         """Split-conformal calibration of the intervals on the last h points of every series long enough for a
         validation window: from origins at each of those points (as many as needed for CALIBRATION_MIN residuals
-        at the first step, up to h), the nets forecast the rest; the residuals in the transformed space, divided by
-        the series' scale, per step. Held out when the fit validated on those points (they chose the best epoch,
-        nothing more), in-sample otherwise; `inherit` replaces an in-sample calibration. Combined forecasts take
-        AR's part from `partner`, fitted without those points."""
+        at the first step, up to h), the nets forecast the rest; the errors on the original scale, divided by the
+        series' in-sample seasonal-naive MAE (the scale of MASE and MSIS), per step. Held out when the fit
+        validated on those points (they chose the best epoch, nothing more), in-sample otherwise; `inherit`
+        replaces an in-sample calibration. Combined forecasts take AR's part from `partner`, fitted without those
+        points."""
         pick = [i for i, s in enumerate(series) if len(s) >= validation_length(h)]
         pick = pick or [i for i, s in enumerate(series) if len(s) >= h + 2]
         if not pick or not self.nets_:
@@ -294,11 +295,9 @@ class NeuralForecaster(Forecaster):
         residuals = np.full((len(long) * origins, h), np.nan)
         for k in range(origins):
             history = [s[:len(s) - h + k] for s in long]
-            transforms, scaled, z = self._forecast_z(long_ids, history, h - k, partner)  # (S, h - k)
-            actual = np.stack([t.transform(s[len(past):], start=len(past))
-                               for t, s, past in zip(transforms, long, history)])
-            scales = fill_scales([series_scale(x) for x in scaled])
-            residuals[k * len(long):(k + 1) * len(long), :h - k] = (actual - z) / scales[:, None]
+            forecast = self._forecast(long_ids, history, h - k, partner)  # (S, h - k)
+            actual = np.stack([s[len(past):] for s, past in zip(long, history)])
+            residuals[k * len(long):(k + 1) * len(long), :h - k] = (actual - forecast) / self._scales(history)[:, None]
         if not np.isfinite(residuals).any():  # constant series: nothing varies, nothing to calibrate
             return None
         held_out = self.config.validate and self.validated_series_ > 0
@@ -365,22 +364,26 @@ class NeuralForecaster(Forecaster):
         combined = combine(net, partner._forecast(ids, series, h), self.combine_weight_)
         return transforms, scaled, np.stack([t.forecast_space(row) for t, row in zip(transforms, combined)])
 
-    def _forecast(self, ids, series, h):
-        transforms, _, z = self._forecast_z(ids, series, h)
+    def _forecast(self, ids, series, h, partner=None):
+        transforms, _, z = self._forecast_z(ids, series, h, partner)
         return np.stack([t.inverse(row) for t, row in zip(transforms, z)])
 
+    def _scales(self, series) -> np.ndarray:
+        """(S,) each series' in-sample seasonal-naive MAE, the zero and undefined ones replaced by the median."""
+        return fill_scales([seasonal_scale(s, self.freq_.season) for s in series])
+
     def _bands(self, ids, series, h, probs):
-        """Conformal quantiles: z_hat + q_j(p) s_i in the transformed space, transformed back."""
+        """Conformal quantiles: y_hat + q_j(p) s_i, s_i the series' seasonal-naive MAE; floored at zero for a
+        series that is never negative. (Calibrated in levels rather than logs: a spread in logs exponentiates into
+        absurd upper bounds for erratic series, and the scale is the one MSIS judges the width by.)"""
         if getattr(self, "calibration_", None) is None:
             raise ModelError(f"model '{self.name}' has no calibration for prediction intervals: no series was long "
                              "enough to hold out a horizon (train with a shorter --horizon)")
-        transforms, scaled, z = self._forecast_z(ids, series, h)
+        yhat = self._forecast(ids, series, h)  # (S, h)
         spread = self.calibration_.quantiles(probs, h)  # (h, P)
-        scales = fill_scales([series_scale(x) for x in scaled])  # (S,)
-        zq = z[:, :, None] + scales[:, None, None] * spread[None]  # (S, h, P)
-        yhat = np.stack([t.inverse(row) for t, row in zip(transforms, z)])
-        bands = np.stack([t.inverse(rows) for t, rows in zip(transforms, zq)])
-        return yhat, bands
+        bands = yhat[:, :, None] + self._scales(series)[:, None, None] * spread[None]  # (S, h, P)
+        floor = np.array([0.0 if np.min(s) >= 0 else -np.inf for s in series])[:, None, None]  # (S, 1, 1)
+        return yhat, np.maximum(bands, floor)
 
     def final_settings(self) -> dict:
         """Without a validation window, the epochs that early stopping chose (the latest best epoch of the
