@@ -98,11 +98,11 @@ def run(subset: str, name: str, params: dict, out: Path | None, return_matrix: b
     model.fit(fit, freq, h)
     seconds = time.perf_counter() - start
     if refit:  # what `forecast train` saves: fitted again with the settings this fit chose (forecast.api)
-        scored = model
-        model = registry.create(name, **{**params, **scored.final_settings()})
+        first = model
+        model = registry.create(name, **{**params, **first.final_settings()})
         start = time.perf_counter()
         model.fit(fit, freq, h)
-        model.inherit(scored)
+        model.inherit(first)
         seconds += time.perf_counter() - start
     start = time.perf_counter()
     forecast = model.predict(h, levels=levels)

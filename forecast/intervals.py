@@ -16,34 +16,30 @@ DEFAULT_LEVELS = (80.0, 95.0)
 MSIS_LEVEL = 95.0  # the M4 competition's interval
 
 
-def check_levels(levels) -> tuple[float, ...]:
-    """Levels in percent, each in (0, 100), sorted, duplicates dropped."""
+def _open_interval(values, option: str, top: float, example: str) -> tuple[float, ...]:
+    """The numbers of `values`, each in (0, top), sorted, duplicates dropped; one clear error otherwise."""
     out = []
-    for level in levels or ():
+    for item in values or ():
         try:
-            value = float(level)
+            value = float(item)
         except (TypeError, ValueError):
-            raise ModelError(f"--level {level!r}: not a number; give a coverage in percent such as 80 or 95") from None
-        if not 0 < value < 100:
-            raise ModelError(f"--level {level}: must be between 0 and 100 (a coverage in percent, e.g. 80 or 95)")
+            raise ModelError(f"{option} {item!r}: not a number; give {example}") from None
+        if not 0 < value < top:
+            raise ModelError(f"{option} {item}: must be between 0 and {top:g} ({example})")
         out.append(value)
     return tuple(sorted(set(out)))
+
+
+def check_levels(levels) -> tuple[float, ...]:
+    """Levels in percent, each in (0, 100), sorted, duplicates dropped."""
+    return _open_interval(levels, "--level", 100, "a coverage in percent, e.g. 80 or 95")
 
 
 def check_quantiles(quantiles) -> tuple[float, ...]:
     """Quantiles as probabilities in (0, 1), from a list or a comma-separated string, sorted."""
     if isinstance(quantiles, str):
         quantiles = [q for q in quantiles.split(",") if q.strip()]
-    out = []
-    for q in quantiles or ():
-        try:
-            value = float(q)
-        except (TypeError, ValueError):
-            raise ModelError(f"--quantiles {q!r}: not a number; give probabilities such as 0.1,0.5,0.9") from None
-        if not 0 < value < 1:
-            raise ModelError(f"--quantiles {q}: must be between 0 and 1 (e.g. 0.1,0.5,0.9)")
-        out.append(value)
-    return tuple(sorted(set(out)))
+    return _open_interval(quantiles, "--quantiles", 1, "probabilities, e.g. 0.1,0.5,0.9")
 
 
 def _label(value: float) -> str:

@@ -6,6 +6,8 @@ import mlflow
 import pandas as pd
 import pytest
 
+from forecast.data import load_series
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
 SHARED = ROOT.parent / "shared"
@@ -36,6 +38,15 @@ def m3_csv(tmp_path):
     path = tmp_path / "m3_three.csv"
     df[df["unique_id"].isin(keep)].to_csv(path, index=False)
     return path
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Four real M3 monthly series."""
+    df = pd.read_csv(DATA / "m3_monthly_train.csv")
+    path = tmp_path_factory.mktemp("data") / "four.csv"
+    df[df["unique_id"].isin(df["unique_id"].drop_duplicates().iloc[:4])].to_csv(path, index=False)
+    return load_series(path)
 
 
 def write(tmp_path, name: str, text: str) -> Path:

@@ -29,14 +29,6 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    df = pd.read_csv(DATA / "m3_monthly_train.csv")
-    path = tmp_path_factory.mktemp("data") / "four.csv"
-    df[df["unique_id"].isin(df["unique_id"].drop_duplicates().iloc[:4])].to_csv(path, index=False)
-    return load_series(path)
-
-
 @pytest.mark.parametrize("name", list(registry.MODELS))
 def test_intervals_nest_around_the_forecast_and_widen_past_the_horizon(name, data):
     train, _ = split_holdout(data.df, H)
@@ -194,9 +186,9 @@ def test_train_logs_interval_metrics_and_predict_equals_pyfunc_with_levels(m3_cs
     (["train", "{air}", "--model", "naive", "--level", "120"],
      "Error: --level 120.0: must be between 0 and 100 (a coverage in percent, e.g. 80 or 95)"),
     (["train", "{air}", "--model", "naive", "--quantiles", "0.1,1.5"],
-     "Error: --quantiles 1.5: must be between 0 and 1 (e.g. 0.1,0.5,0.9)"),
+     "Error: --quantiles 1.5: must be between 0 and 1 (probabilities, e.g. 0.1,0.5,0.9)"),
     (["train", "{air}", "--model", "naive", "--quantiles", "ten"],
-     "Error: --quantiles 'ten': not a number; give probabilities such as 0.1,0.5,0.9"),
+     "Error: --quantiles 'ten': not a number; give probabilities, e.g. 0.1,0.5,0.9"),
 ])
 def test_bad_levels_and_quantiles_are_one_line_errors(args, message, air_csv):
     result = CliRunner().invoke(main, [a.replace("{air}", str(air_csv)) for a in args])

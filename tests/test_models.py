@@ -6,7 +6,6 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DATA
 
 from forecast import registry
 from forecast.data import load_series, split_holdout
@@ -20,15 +19,6 @@ H = 6
 def make(name, **extra):
     params = dict(TINY) if name in registry.NEURAL else {}
     return registry.create(name, **{**params, **extra})
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    """Four real M3 monthly series."""
-    df = pd.read_csv(DATA / "m3_monthly_train.csv")
-    path = tmp_path_factory.mktemp("data") / "four.csv"
-    df[df["unique_id"].isin(df["unique_id"].drop_duplicates().iloc[:4])].to_csv(path, index=False)
-    return load_series(path)
 
 
 @pytest.fixture(scope="module")
