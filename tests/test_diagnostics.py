@@ -12,7 +12,7 @@ from torch import nn
 
 from forecast.cli import main
 from forecast.diagnostics import half_life, lag_gradients, ratio_last_first
-from forecast.models.neural import RecurrentNet, TransformerNet
+from forecast.models.nets import RecurrentNet, TransformerNet
 
 
 def linear_rnn(w: float, lookback: int) -> RecurrentNet:
