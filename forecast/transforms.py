@@ -75,7 +75,7 @@ class SeriesTransform:
         y = np.asarray(y, float)
         shift = 0.0
         if shift_zeros and np.all(y >= 0) and np.any(y == 0) and np.any(y > 0):
-            shift = ZERO_SHIFT * float(y.mean())
+            shift = max(ZERO_SHIFT * float(y.mean()), np.finfo(float).tiny)  # no underflow to 0 for tiny values
         positive = bool(np.all(y + shift > 0))
         index = None
         if deseasonalize and positive and is_seasonal(y + shift, season):
