@@ -465,17 +465,6 @@ def default_horizon(lengths: pd.Series, season: int) -> int:
     return int(np.clip(lengths.min() // 5, 1, 10))
 
 
-def check_lengths(df: pd.DataFrame, need: int, what: str, path="data") -> None:
-    """Refuse series with fewer than `need` points, naming the shortest one and the lengths."""
-    lengths = df.groupby(ID, sort=False).size()
-    short = lengths[lengths < need]
-    if len(short):
-        uid = short.idxmin()
-        more = f" ({len(short) - 1} more series are too short)" if len(short) > 1 else ""
-        raise DataError(f"{path}: series '{uid}' has {short.min()} points, fewer than the {need} that {what} "
-                        f"needs{more}; use a shorter --horizon, or drop the short series")
-
-
 def rolling_origins(df: pd.DataFrame, h: int, folds: int, step: int,
                     min_fit: int = 2) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
     """(training part, test part) for each of the last `folds` forecast origins, `step` apart, oldest first:

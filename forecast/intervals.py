@@ -13,6 +13,7 @@ import pandas as pd
 from forecast.errors import ModelError
 
 DEFAULT_LEVELS = (80.0, 95.0)
+CALIBRATION_MIN = 200  # residuals wanted at the first step of a calibration
 MSIS_LEVEL = 95.0  # the M4 competition's interval
 
 
@@ -154,6 +155,26 @@ class Calibration:
     def from_dict(cls, doc: dict) -> Calibration:
         return cls(np.asarray(doc["probs"], float), np.asarray(doc["table"], float), int(doc["n"]), doc["source"],
                    bool(doc.get("growth", True)))
+
+
+def holdout_residuals(series, h: int, errors) -> np.ndarray | None:
+    """The normalised errors (N, h) a model makes forecasting the last h points of every series long enough for a
+    validation window (else of every series of h + 2 points) from the points before them, from origins at each of
+    those points where the series are few (as many as CALIBRATION_MIN residuals at the first step need); NaN where
+    an origin leaves no point at a step. `errors(picked, histories, steps)` returns the (S, steps) normalised errors
+    of the series `picked` (indices into `series`) forecast from `histories`. None when nothing varies."""
+    from forecast.windows import validation_length
+
+    pick = [i for i, s in enumerate(series) if len(s) >= validation_length(h)]
+    pick = pick or [i for i, s in enumerate(series) if len(s) >= h + 2]
+    if not pick:
+        return None
+    origins = min(h, -(-CALIBRATION_MIN // len(pick)))
+    residuals = np.full((len(pick) * origins, h), np.nan)
+    for k in range(origins):
+        histories = [series[i][:len(series[i]) - h + k] for i in pick]
+        residuals[k * len(pick):(k + 1) * len(pick), :h - k] = errors(pick, histories, h - k)
+    return residuals if np.isfinite(residuals).any() else None
 
 
 def fill_scales(scales: np.ndarray) -> np.ndarray:

@@ -7,7 +7,6 @@ from conftest import DATA, SHARED, write
 
 from forecast.data import (
     Frequency,
-    check_lengths,
     default_horizon,
     future_frame,
     load_series,
@@ -131,16 +130,6 @@ def test_split_holdout_takes_the_last_h_of_every_series(m3_csv):
     last_train = train.groupby("unique_id")["ds"].max()
     first_test = test.groupby("unique_id")["ds"].min()
     assert (last_train < first_test).all()
-
-
-def test_short_series_are_named_with_their_length(m3_csv):
-    data = load_series(m3_csv)
-    shortest = data.lengths().min()
-    with pytest.raises(DataError) as info:
-        check_lengths(data.df, shortest + 1, "this test", m3_csv)
-    assert str(info.value) == (f"{m3_csv}: series 'N1402' has {shortest} points, fewer than the {shortest + 1} "
-                               "that this test needs (2 more series are too short); use a shorter --horizon, "
-                               "or drop the short series")
 
 
 def test_default_horizon_is_a_season_or_a_fifth_of_the_shortest_series():

@@ -13,15 +13,14 @@ import pandas as pd
 
 from forecast.data import ID
 from forecast.errors import ModelError
-from forecast.intervals import Calibration, normal_quantiles
+from forecast.intervals import Calibration, holdout_residuals, normal_quantiles
 from forecast.models.base import Forecaster
 from forecast.transforms import SeriesTransform
-from forecast.windows import left_pad, validation_length
+from forecast.windows import left_pad
 
 log = logging.getLogger(__name__)
 
 KPSS_LEVEL = 0.05  # difference a series when the KPSS test rejects level stationarity at this level
-CALIBRATION_MIN = 200  # residuals wanted at the first step of the intervals' calibration
 KPSS_MIN = 10  # points below which the test is not run: such short series are differenced when d is "auto"
 
 
@@ -170,29 +169,25 @@ class AutoRegressive(Forecaster):
     def _calibrate(self, ids, series, h) -> Calibration | None:
         """Calibrate the model's intervals as the nets' are (forecast.models.neural): each series long enough for
         a validation window is fitted again on all but its last h points (its order and differencing kept) and
-        forecasts them, from as many origins as CALIBRATION_MIN residuals at the first step need; the errors in the
+        forecasts them (forecast.intervals.holdout_residuals); the errors in the
         transformed space divided by the AR's own standard deviation per step. The intervals are then
         z_hat + q_j(p) sd_j: the AR's shape, widened to the coverage those residuals show (the analytic variance
         ignores the uncertainty of the estimated seasonal indices, order and coefficients)."""
-        long = [(uid, s) for uid, s in zip(ids, series) if len(s) >= validation_length(h)]
-        long = long or [(uid, s) for uid, s in zip(ids, series) if len(s) >= h + 2]
-        if not long:
-            return None
-        origins = min(h, -(-CALIBRATION_MIN // len(long)))
-        residuals = np.full((len(long) * origins, h), np.nan)
-        for k in range(origins):
-            for i, (uid, s) in enumerate(long):
-                past, d = s[:len(s) - h + k], self.diffs_[uid]
+        def errors(picked, histories, steps):
+            rows = []
+            for i, past in zip(picked, histories):
+                uid, s = ids[i], series[i]
                 transform = self._transform(past)
                 z = transform.transform(past) if transform else np.asarray(past, float)
                 lags = len(self.params_[uid]) - 1
-                _, params, _, sigma = fit_series(np.diff(z, n=d), lags, lags, self.config.ic)
-                transform, path, sd = self._path(past, d, params, sigma, h - k)
+                _, params, _, sigma = fit_series(np.diff(z, n=self.diffs_[uid]), lags, lags, self.config.ic)
+                transform, path, sd = self._path(past, self.diffs_[uid], params, sigma, steps)
                 actual = transform.transform(s[len(past):], start=len(past)) if transform else s[len(past):]
-                residuals[k * len(long) + i, :h - k] = (actual - path) / np.where(sd > 0, sd, np.nan)
-        if not np.isfinite(residuals).any():  # constant series: nothing varies, nothing to calibrate
-            return None
-        return Calibration.from_residuals(residuals, "validation", growth=False)
+                rows.append((actual - path) / np.where(sd > 0, sd, np.nan))
+            return np.stack(rows)
+
+        residuals = holdout_residuals(series, h, errors)  # None for constant series: nothing to calibrate
+        return None if residuals is None else Calibration.from_residuals(residuals, "validation", growth=False)
 
     def _paths(self, ids, series, h, probs=None):
         """Per series the forecast (h,) and, with `probs`, its quantiles (h, P): in the transformed space the

@@ -9,11 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from forecast.intervals import Calibration, normal_quantiles
+from forecast.intervals import Calibration, holdout_residuals, normal_quantiles
 from forecast.models.base import Forecaster
-from forecast.windows import validation_length
-
-CALIBRATION_MIN = 200  # residuals wanted at the first step of the calibration
 
 
 @dataclass
@@ -39,22 +36,18 @@ class _Baseline(Forecaster):
         raise NotImplementedError
 
     def _fit(self, ids, series, h):
-        """Calibrate: every series long enough forecasts its last h points from the points before them (from as
-        many origins as CALIBRATION_MIN residuals at the first step need); the errors over the textbook standard
-        deviations give the quantiles per step."""
-        long = [s for s in series if len(s) >= validation_length(h)] or [s for s in series if len(s) >= h + 2]
-        self.calibration_ = None
-        if not long:
-            return
-        origins = min(h, -(-CALIBRATION_MIN // len(long)))
-        residuals = np.full((len(long) * origins, h), np.nan)
-        for k in range(origins):
-            for i, s in enumerate(long):
-                past = s[:len(s) - h + k]
-                yhat, sd = self._path(past, h - k)
-                residuals[k * len(long) + i, :h - k] = (s[len(past):] - yhat) / np.where(sd > 0, sd, np.nan)
-        if np.isfinite(residuals).any():
-            self.calibration_ = Calibration.from_residuals(residuals, "validation", growth=False)
+        """Calibrate (forecast.intervals.holdout_residuals): the errors of forecasts of each series' last h points,
+        over the textbook standard deviations, give the quantiles per step."""
+        def errors(picked, histories, steps):
+            rows = []
+            for i, past in zip(picked, histories):
+                yhat, sd = self._path(past, steps)
+                rows.append((series[i][len(past):] - yhat) / np.where(sd > 0, sd, np.nan))
+            return np.stack(rows)
+
+        residuals = holdout_residuals(series, h, errors)
+        self.calibration_ = None if residuals is None else Calibration.from_residuals(residuals, "validation",
+                                                                                      growth=False)
 
     def _forecast(self, ids, series, h):
         return np.stack([self._path(s, h)[0] for s in series])

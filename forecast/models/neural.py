@@ -20,7 +20,7 @@ from torch import nn
 
 from forecast.diagnostics import GradientProbe
 from forecast.errors import ModelError, TrainingDiverged, TrainingInterrupted
-from forecast.intervals import Calibration, fill_scales
+from forecast.intervals import Calibration, fill_scales, holdout_residuals
 from forecast.metrics import seasonal_scale
 from forecast.models.base import Forecaster
 from forecast.models.combination import PARTNERS, PRIOR_WEIGHT, choose_weight, combine, fit_partner
@@ -87,7 +87,6 @@ class NeuralConfig:
         return TrainConfig(**{k: v for k, v in asdict(self).items() if k in names})
 
 
-CALIBRATION_MIN = 200  # residuals wanted at the first step of the intervals' calibration
 MASE_WEIGHT_CAP = 10.0  # no series weighs more than this many times the median series under --loss mase
 
 
@@ -208,26 +207,21 @@ class NeuralForecaster(Forecaster):
         return held_out
 
     def _calibrate(self, ids, series, h, partner=None) -> Calibration | None:
-        """Split-conformal calibration of the intervals on the last h points of every series long enough for a
-        validation window: from origins at each of those points (as many as needed for CALIBRATION_MIN residuals
-        at the first step, up to h), the nets forecast the rest; the errors on the original scale, divided by the
-        series' in-sample seasonal-naive MAE (the scale of MASE and MSIS), per step. Held out when the fit
-        validated on those points (they chose the best epoch, nothing more), in-sample otherwise; `inherit`
-        replaces an in-sample calibration. Combined forecasts take AR's part from `partner`, fitted without those
-        points."""
-        pick = [i for i, s in enumerate(series) if len(s) >= validation_length(h)]
-        pick = pick or [i for i, s in enumerate(series) if len(s) >= h + 2]
-        if not pick or not self.nets_:
+        """Split-conformal calibration of the intervals (forecast.intervals.holdout_residuals): the errors of the
+        (combined) forecasts of each series' last h points, on the original scale, divided by the series' in-sample
+        seasonal-naive MAE (the scale of MASE and MSIS), per step. Held out when the fit validated on those points
+        (they chose the best epoch, nothing more), in-sample otherwise; `inherit` replaces an in-sample
+        calibration. Combined forecasts take AR's part from `partner`, fitted without those points."""
+        if not self.nets_:
             return None
-        long, long_ids = [series[i] for i in pick], [ids[i] for i in pick]
-        origins = min(h, -(-CALIBRATION_MIN // len(long)))
-        residuals = np.full((len(long) * origins, h), np.nan)
-        for k in range(origins):
-            history = [s[:len(s) - h + k] for s in long]
-            forecast = self._forecast(long_ids, history, h - k, partner)  # (S, h - k)
-            actual = np.stack([s[len(past):] for s, past in zip(long, history)])
-            residuals[k * len(long):(k + 1) * len(long), :h - k] = (actual - forecast) / self._scales(history)[:, None]
-        if not np.isfinite(residuals).any():  # constant series: nothing varies, nothing to calibrate
+
+        def errors(picked, histories, steps):
+            forecast = self._forecast([ids[i] for i in picked], histories, steps, partner)  # (S, steps)
+            actual = np.stack([series[i][len(past):] for i, past in zip(picked, histories)])
+            return (actual - forecast) / self._scales(histories)[:, None]
+
+        residuals = holdout_residuals(series, h, errors)  # None for constant series: nothing to calibrate
+        if residuals is None:
             return None
         held_out = self.config.validate and self.validated_series_ > 0
         return Calibration.from_residuals(residuals, "validation" if held_out else "in-sample")
