@@ -47,6 +47,7 @@ class TrainResult:
     fit_on: str = "all"  # the data the saved model was fitted on: "all" of the file, or "holdout" (all but the tail)
     n_series_scored: int = 0  # series long enough to score at the last origin (shorter ones are fit, not scored)
     n_series: int = 0
+    registered: str | None = None  # models:/NAME/VERSION with --register
 
 
 def data_params(data: Dataset, h: int) -> dict:
@@ -142,6 +143,9 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
     label = run_name or model
     with tracking.training_run(experiment, run_name=label, uri=tracking_uri, parent_run_id=parent_run_id) as run:
         run.log_params(params)
+        run.log_dataset(data.df, data.path, data.sha256)
+        if test is not None:
+            run.log_dataset(test.df, test.path, test.sha256, context="evaluation")
         forecaster, folds_out, seconds = _fit_folds(run, forecaster, model, hyper, data, cuts, h, refit, register,
                                                     on_epoch, (levels, quantiles))
         fold_metrics = [scores for scores, _ in folds_out]
@@ -161,8 +165,9 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
         if fit_on == "all" and test is None:
             forecaster, fit_part = _fit_final(run, forecaster, model, hyper, data, h, register, on_epoch), data.df
         run.log_params({"fit_on": fit_on})
-        model_uri = _log_model(run, forecaster, data, fit_part, h, register)
+        model_uri, registered = _log_model(run, forecaster, data, fit_part, h, register)
     return TrainResult(run_id=run.run_id, experiment=experiment, model=model, model_uri=model_uri, horizon=h,
+                       registered=registered,
                        metrics=metrics, train_seconds=seconds, forecast=holdout, fold_metrics=fold_metrics,
                        metrics_std=spread, gradient_flow=flow, gradient_summary=summary, fit_on=fit_on,
                        n_series_scored=n_scored, n_series=data.n_series)
@@ -247,12 +252,15 @@ def _log_fit_details(run, forecaster, label: str) -> tuple[dict, pd.DataFrame | 
     return summary, frame
 
 
-def _log_model(run, forecaster, data: Dataset, history: pd.DataFrame, h: int, register: str | None) -> str:
-    """Save the fitted model and log it to the run as an MLflow pyfunc model; returns its models:/ URI."""
+def _log_model(run, forecaster, data: Dataset, history: pd.DataFrame, h: int,
+               register: str | None) -> tuple[str, str | None]:
+    """Save the fitted model and log it to the run as an MLflow pyfunc model; returns its models:/ URI and, when
+    registered, models:/NAME/VERSION."""
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = forecaster.save(Path(tmp) / "forecaster", extra={"columns": asdict(data.columns)})
         example = history[history[ID] == history[ID].iloc[0]].tail(100).reset_index(drop=True)
-        return run.log_model(model_dir, example, forecaster.predict(h, example), h, register=register)
+        levels = DEFAULT_LEVELS if getattr(forecaster, "intervals_", True) else ()
+        return run.log_model(model_dir, example, forecaster.predict(h, example, levels), h, register=register)
 
 
 def _epoch_logger(run, on_epoch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from contextlib import nullcontext
 
 import click
@@ -174,6 +175,8 @@ def echo_result(result, csv) -> None:
                    f"out {result.horizon} points and were only fitted")
     fitted = "all of the data" if result.fit_on == "all" else "the data before the holdout (the model scored)"
     click.echo(f"model: runs:/{result.run_id}/model  ({result.model_uri}), fitted on {fitted}")
+    if result.registered:
+        click.echo(f"registered: {result.registered}")
     click.echo(f"predict: forecast predict runs:/{result.run_id}/model {csv} --horizon {result.horizon}")
 
 
@@ -350,21 +353,35 @@ def compare(experiment, parent, metric, fmt, tracking_uri):
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; the UI has no login.")
 @click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--open", "open_browser", is_flag=True, help="Open the experiments in the default web browser.")
 @tracking_option
-def ui(host, port, tracking_uri):
+def ui(host, port, open_browser, tracking_uri):
     """Open the MLflow UI on the project's store (http://127.0.0.1:5000).
+
+    Prints each experiment's runs page, in MLflow's model-training view. SIGTERM, SIGINT (Ctrl-C) and SIGHUP stop
+    the server and all of its workers.
 
     \b
     Example:
-        forecast ui --port 5001
+        forecast ui --port 5001 --open
     """
-    from forecast import tracking
+    from forecast import ui as server
 
     warning = ui_warning(host)
     if warning:
         click.echo(warning, err=True)
-    click.echo(f"MLflow UI on http://{host}:{port} (Ctrl-C to stop)", err=True)
-    sys.exit(tracking.serve_ui(tracking_uri, host, port))
+    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    pages = server.ui_pages(tracking_uri, base)
+    click.echo(f"MLflow UI on {base} (Ctrl-C to stop)", err=True)
+    for name, url in pages.items():
+        click.echo(f"  {name}: {url}", err=True)
+
+    def ready():
+        if open_browser:
+            first = next(iter(pages.values()), f"{base}/#/experiments?{server.UI_VIEW}")
+            threading.Thread(target=server.open_when_up, args=(first, host, port), daemon=True).start()
+
+    sys.exit(server.serve_ui(tracking_uri, host, port, on_ready=ready))
 
 
 def ui_warning(host: str) -> str | None:

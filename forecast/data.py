@@ -193,6 +193,8 @@ def _detect_time_col(raw: pd.DataFrame, path, candidates: list[str]) -> str:
                  if pd.api.types.is_integer_dtype(raw[c]) and raw[c].is_monotonic_increasing and raw[c].is_unique]
         if len(dates) == 1:
             return dates[0]
+        if not dates:  # integer steps in long format repeat from series to series: known by name only
+            dates = [c for c in candidates if pd.api.types.is_integer_dtype(raw[c]) and c.lower() in TIME_NAMES]
     named = [c for c in dates if c.lower() in TIME_NAMES]
     if len(named) == 1:
         return named[0]
@@ -456,6 +458,27 @@ def dataset_from_frame(raw: pd.DataFrame, path, id_col=None, time_col=None, targ
         frequency = Frequency(alias=frequency.alias, step=frequency.step, season=int(season))
     return Dataset(df=df.drop(columns="_row"), columns=columns, freq=frequency, path=str(path),
                    sha256=file_sha256(path))
+
+
+def history_frame(raw: pd.DataFrame, source: str, freq: str | None, id_col=None, time_col=None,
+                  target_col=None) -> tuple[pd.DataFrame, list[str]]:
+    """The validated long frame (unique_id, ds, y) of a history handed over as a frame rather than a file (the
+    pyfunc model's input, from a DataFrame, a CSV or a JSON request), and its series ids in the order given. The
+    time column may hold dates as strings or datetimes, or integer steps as numbers or numeric strings."""
+    raw = raw.reset_index(drop=True)
+    raw.columns = [str(c) for c in raw.columns]
+    for name in raw.columns:  # integer steps sent as strings (a CSV body parsed with the signature's types)
+        values = raw[name]
+        if name in (id_col, ID) or not (values.dtype == object or isinstance(values.dtype, pd.StringDtype)):
+            continue
+        numbers = pd.to_numeric(values, errors="coerce")
+        if values.notna().any() and numbers.notna().sum() == values.notna().sum() and (numbers.dropna() % 1 == 0).all():
+            raw[name] = numbers.astype("int64") if numbers.notna().all() else numbers
+    columns = detect_columns(raw, source, id_col, time_col, target_col)
+    df = to_long(raw, columns, source)
+    order = list(pd.unique(raw[columns.id_col].astype(str))) if columns.id_col else [columns.target_col]
+    frequency = infer_frequency(df, source, freq)
+    return regularize(df, frequency, source, "error", None, inferred=freq is None).drop(columns="_row"), order
 
 
 def default_horizon(lengths: pd.Series, season: int) -> int:

@@ -169,6 +169,7 @@ def run_pipeline(path, only: str | None = None, tracking_uri: str | None = None,
         parent.log_params({"pipeline": str(pipeline.file), "models": ",".join(m.label for m in models),
                            "metric": pipeline.metric, "folds": pipeline.folds, "step": pipeline.step,
                            **api.data_params(data, pipeline.horizon)})
+        parent.log_dataset(data.df, data.path, data.sha256)
         for spec in models:
             echo(f"{spec.label} ({spec.model}) ...")
             try:
@@ -190,7 +191,11 @@ def run_pipeline(path, only: str | None = None, tracking_uri: str | None = None,
             echo(f"  {pipeline.metric} {result.metrics[pipeline.metric]:.4g}  ({result.train_seconds:.1f} s)")
         board = leaderboard(rows, pipeline.metric)
         parent.log_frame(board, "leaderboard.csv")
-        parent.log_text(report.render(report.with_spread(board), "markdown"), "leaderboard.md")
+        table = report.render(report.with_spread(board.drop(columns=["run_id"], errors="ignore")), "markdown")
+        parent.log_text(table, "leaderboard.md")
+        horizon = f"horizon {pipeline.horizon}" if pipeline.horizon else "the default horizon"
+        parent.set_description(f"**{pipeline.name}**: {len(models)} models backtested on `{Path(data.path).name}` "
+                               f"({pipeline.folds} fold(s), {horizon}), ranked by {pipeline.metric}.\n\n{table}")
         if holdouts:
             figure = plots.leaderboard_figure(holdouts, data.df, f"{pipeline.name}: holdout forecasts")
             parent.log_figure(figure, "leaderboard.png")

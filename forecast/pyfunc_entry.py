@@ -2,6 +2,6 @@
 
 from mlflow.models import set_model
 
-from forecast.tracking import ForecastModel
+from forecast.serving import ForecastModel
 
 set_model(ForecastModel())

@@ -1,4 +1,5 @@
-"""Everything MLflow: the store, runs and their end states, params, metrics, artifacts, the pyfunc model."""
+"""MLflow tracking: the store, runs and their end states, params, metrics, artifacts, datasets, the logged model
+(serving.py: the model as MLflow loads and serves it; ui.py: the MLflow UI)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import logging
 import os
 import re
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -21,15 +20,18 @@ import pandas as pd
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from mlflow.types.schema import ParamSchema, ParamSpec
+from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 from sqlalchemy.exc import OperationalError
 
-from forecast.data import ID, TARGET, TIME, sort_long
+from forecast import serving
+from forecast.data import ID, TARGET, TIME
 from forecast.errors import ForecastError, TrackingError
+from forecast.serving import ForecastModel  # noqa: F401  (the entry file of models logged before serving.py)
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
 MODEL_NAME = "model"
 ENTRY = Path(__file__).with_name("pyfunc_entry.py")
+PACKAGE = Path(__file__).parent
 
 for _name in ("alembic", "mlflow", "urllib3"):
     logging.getLogger(_name).setLevel(logging.ERROR)
@@ -153,39 +155,44 @@ class Run:
     def set_tags(self, tags: dict) -> None:
         retrying(lambda: self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()]))
 
+    def log_dataset(self, df: pd.DataFrame, path, sha256: str, context: str = "training") -> None:
+        """The data as an MLflow dataset of the run (the runs table's Dataset column): named after the file, its
+        source the file, its digest the file's SHA-256 (first 16 hex digits)."""
+        from mlflow.entities import DatasetInput, InputTag
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dataset = mlflow.data.from_pandas(df, source=str(Path(path).resolve()), targets=TARGET,
+                                              name=Path(path).name, digest=sha256[:16])
+            entity = DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])
+        retrying(lambda: self.client.log_inputs(self.run_id, datasets=[entity]))
+
+    def set_description(self, markdown: str) -> None:
+        """The run page's description (Markdown)."""
+        self.set_tags({"mlflow.note.content": markdown})
+
     def log_figure(self, figure, name: str) -> None:
         self.client.log_figure(self.run_id, figure, name)
 
     def log_model(self, model_dir: Path, example: pd.DataFrame, output: pd.DataFrame, h: int,
-                  register: str | None = None) -> str:
-        """Log a saved forecaster as an MLflow pyfunc model (models from code: nothing pickled); return its URI."""
-        from forecast import __version__
-
-        signature = mlflow.models.infer_signature(example, output)
-        signature.params = ParamSchema([ParamSpec("horizon", "long", int(h)),
-                                        ParamSpec("level", "double", [], (-1,)),
-                                        ParamSpec("quantiles", "double", [], (-1,))])
+                  register: str | None = None) -> tuple[str, str | None]:
+        """Log a saved forecaster as an MLflow pyfunc model (models from code: nothing pickled), the package's code
+        inside it; return its URI and, with `register`, the registered version's models:/NAME/VERSION."""
+        signature = mlflow.models.ModelSignature(
+            inputs=Schema([ColSpec("string", ID, required=False), ColSpec("string", TIME), ColSpec("double", TARGET)]),
+            outputs=Schema([ColSpec(spec.type, spec.name, required=not spec.name.startswith("yhat_"))
+                            for spec in mlflow.models.infer_signature(output).inputs.inputs]),
+            params=ParamSchema([ParamSpec("horizon", "long", int(h)), ParamSpec("level", "double", [], (-1,)),
+                                ParamSpec("quantiles", "double", [], (-1,))]))
+        example = example.assign(**{TIME: example[TIME].astype(str)})  # as a CSV or a JSON request carries dates
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             info = retrying(lambda: mlflow.pyfunc.log_model(
                 name=MODEL_NAME, python_model=str(ENTRY), artifacts={"forecaster": str(model_dir)},
-                signature=signature, input_example=(example, {"horizon": h}), registered_model_name=register,
-                pip_requirements=[f"forecast=={__version__}", "torch==2.13.0", f"mlflow=={mlflow.__version__}"]))
-        return info.model_uri
-
-
-class ForecastModel(mlflow.pyfunc.PythonModel):
-    """The pyfunc face of a saved forecaster: predict(history (unique_id, ds, y), params={"horizon": h})."""
-
-    def load_context(self, context):
-        from forecast import registry
-
-        self.forecaster = registry.load(context.artifacts["forecaster"])
-
-    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        params = params or {}
-        return self.forecaster.predict(params.get("horizon"), sort_long(model_input), params.get("level") or (),
-                                       params.get("quantiles") or ())
+                code_paths=[str(PACKAGE)], signature=signature, input_example=(example, {"horizon": int(h)}),
+                registered_model_name=register, pip_requirements=serving.requirements()))
+        version = getattr(info, "registered_model_version", None)
+        return info.model_uri, (f"models:/{register}/{version}" if register and version is not None else None)
 
 
 def error_message(exc: BaseException) -> str:
@@ -230,7 +237,10 @@ def parent_run(experiment: str, run_name: str, uri: str | None = None):
     uri = connect(uri)
     client = MlflowClient(uri)
     experiment_id = _experiment_id(experiment, uri)
-    run_id = retrying(lambda: client.create_run(experiment_id, run_name=run_name)).info.run_id
+    from mlflow.tracking.context.registry import resolve_tags
+
+    tags = resolve_tags()  # the user and the source (the command), as mlflow.start_run sets them
+    run_id = retrying(lambda: client.create_run(experiment_id, run_name=run_name, tags=tags)).info.run_id
     with _ended(client, run_id, lambda status: client.set_terminated(run_id, status)) as run:
         yield run
 
@@ -306,16 +316,29 @@ def runs_table(experiment: str | None, metric: str, uri: str | None = None, pare
         table[name] = runs.get(f"metrics.{name}", float("nan"))
         table[f"{name}_std"] = runs.get(f"metrics.{name}_std", float("nan"))
     table["train_seconds"] = runs.get("metrics.train_seconds", float("nan"))
+    registered = _registered_versions(client, set(runs["run_id"]))
+    for column in ("registered", "version", "aliases"):
+        table[column] = [registered.get(run_id, {}).get(column, "") for run_id in runs["run_id"]]
     table["run_id"] = runs["run_id"]
     table["parent_run_id"] = runs.get("tags.mlflow.parentRunId")
     return table.reset_index(drop=True)
 
 
-def serve_ui(uri: str | None, host: str, port: int) -> int:
-    """Run the MLflow UI on the store until interrupted; returns its exit code."""
-    uri = tracking_uri(uri)
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+def _registered_versions(client: MlflowClient, run_ids: set[str]) -> dict[str, dict]:
+    """run id -> the registry's name, version(s) and aliases of the models registered from that run."""
+    found: dict[str, dict] = {}
     try:
-        return subprocess.call(command)
-    except KeyboardInterrupt:
-        return 0
+        versions = retrying(lambda: client.search_model_versions(max_results=10000))
+    except MlflowException:  # a store without a model registry
+        return found
+    versions = sorted((mv for mv in versions if mv.run_id in run_ids), key=lambda mv: (mv.name, int(mv.version)))
+    aliases: dict[tuple[str, str], list[str]] = {}
+    for name in {mv.name for mv in versions}:  # search_model_versions leaves the aliases out
+        for alias, version in retrying(lambda n=name: client.get_registered_model(n)).aliases.items():
+            aliases.setdefault((name, str(version)), []).append(f"@{alias}")
+    for mv in versions:
+        entry = found.setdefault(mv.run_id, {"registered": mv.name, "version": [], "aliases": []})
+        entry["version"].append(str(mv.version))
+        entry["aliases"] += sorted(aliases.get((mv.name, str(mv.version)), []))
+    return {run_id: {"registered": e["registered"], "version": ",".join(e["version"]),
+                     "aliases": ",".join(e["aliases"])} for run_id, e in found.items()}

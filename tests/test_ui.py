@@ -9,6 +9,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
+
+import pytest
 
 from forecast.pipeline import run_pipeline
 
@@ -57,3 +60,65 @@ def test_ui_serves_a_pipeline_parent_and_its_children(air_csv, store, tmp_path):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def start_ui(store: str, log: Path) -> tuple[subprocess.Popen, int]:
+    """`forecast ui` in a session of its own (so that the test can see its whole process group), once it answers;
+    what it prints goes to `log`."""
+    port = free_port()
+    with open(log, "wb") as sink:
+        ui = subprocess.Popen([sys.executable, "-m", "forecast", "ui", "--port", str(port)],
+                              env={**os.environ, "MLFLOW_TRACKING_URI": store}, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=sink)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert ui.poll() is None, log.read_text()[-2000:]
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+            return ui, port
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.5)
+    raise AssertionError("the UI did not answer within 90 s")
+
+
+def processes() -> list[tuple[int, int, int]]:
+    """(pid, parent pid, process group) of every live process."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                state, ppid, pgid = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[:3]
+            except (OSError, ValueError):
+                continue
+            if state != "Z":
+                found.append((int(entry), int(ppid), int(pgid)))
+    return found
+
+
+def group_members(pgid: int) -> list[int]:
+    return [pid for pid, _, group in processes() if group == pgid]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_to_forecast_ui_stops_the_server_and_all_its_workers(store, sig, tmp_path):
+    ui, port = start_ui(store, tmp_path / "ui.log")
+    (server,) = [pid for pid, parent, _ in processes() if parent == ui.pid]  # mlflow ui, in a group of its own
+    try:
+        assert len(group_members(server)) > 2  # mlflow ui, uvicorn and its job consumers
+        ui.send_signal(sig)  # to the forecast process alone, as a service manager or `docker stop` does
+        assert ui.wait(timeout=30) == 0
+        deadline = time.monotonic() + 15
+        while group_members(server) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert group_members(server) == [] and group_members(ui.pid) == [] and port_is_free(port)
+    finally:
+        for group in (ui.pid, server):
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
