@@ -19,7 +19,7 @@ from forecast.data import (
     dataset_from_frame,
     default_horizon,
     load_series,
-    read_csv,
+    read_table,
     rolling_origins,
 )
 from forecast.errors import DataError, ModelError, TrainingDiverged, TrainingInterrupted
@@ -319,7 +319,7 @@ def predict(model_uri: str, path, horizon: int | None = None, *, id_col=None, ti
     if (levels or quantiles) and not getattr(forecaster, "intervals_", True):
         raise ModelError(f"model '{model_uri}' was saved before prediction intervals existed; train it again to get "
                          "--level or --quantiles")
-    raw = read_csv(path)
+    raw = read_table(path)
     trained = forecaster.meta_.get("columns", {})
     given = {"id_col": id_col, "time_col": time_col, "target_col": target_col}
     names = {key: given[key] or (trained.get(key) if trained.get(key) in raw.columns else None) for key in given}

@@ -86,7 +86,7 @@ def main():
 def model_options(f):
     """The options of every command that trains: the model, the data, the hyperparameters, the store."""
     options = [
-        click.argument("csv", type=click.Path(dir_okay=False)),
+        click.argument("csv", type=click.Path()),
         click.option("--model", "-m", default="gru", show_default=True, help=f"One of: {', '.join(MODELS)}."),
         click.option("--horizon", "-H", type=int, help="Steps held out and forecast [default: one season]."),
         *DATA_OPTIONS,
@@ -228,7 +228,7 @@ def backtest(csv, model, horizon, quiet, folds, step, no_refit, **options):
 
 
 @main.command()
-@click.argument("csv", type=click.Path(dir_okay=False))
+@click.argument("csv", type=click.Path())
 @click.option("--models", default="rnn,lstm,gru", show_default=True, help="Nets to compare, comma-separated.")
 @click.option("--horizon", "-H", type=int, help="Steps held out and forecast [default: one season].")
 @data_options
@@ -294,16 +294,20 @@ def run_pipeline(pipeline_file, models, dry_run, tracking_uri):
 
 @main.command()
 @click.argument("model_uri")
-@click.argument("csv", type=click.Path(dir_okay=False))
+@click.argument("csv", type=click.Path())
 @click.option("--horizon", "-H", type=int, help="Steps to forecast [default: the model's horizon].")
 @data_options
 @click.option("--level", "levels", type=float, multiple=True,
               help="Add the prediction interval at this level in percent (yhat_lo_L, yhat_hi_L); repeatable.")
 @click.option("--quantiles", help="Add these quantiles, e.g. 0.1,0.5,0.9 (columns yhat_q10, yhat_q50, yhat_q90).")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="CSV to write [default: standard output].")
+@click.option("--output", "-o", type=click.Path(dir_okay=False),
+              help="CSV or .parquet file to write [default: CSV to standard output].")
+@click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
+              help="Where to forecast: this process, or Spark (pip install -e \".[spark]\").")
+@click.option("--spark-master", help="Spark master for --engine spark [default: the active session, else local[*]].")
 @tracking_option
-def predict(model_uri, csv, horizon, levels, quantiles, output, tracking_uri, **data_options):
-    """Forecast HORIZON steps past the end of every series in CSV with a saved model.
+def predict(model_uri, csv, horizon, levels, quantiles, output, engine, spark_master, tracking_uri, **data_options):
+    """Forecast HORIZON steps past the end of every series in CSV (or Parquet) with a saved model.
 
     MODEL_URI is runs:/<run_id>/model, models:/<model_id>, models:/<name>/<version> or a local model folder.
     Writes unique_id,ds,yhat, and with --level or --quantiles the interval bounds or quantiles.
@@ -311,13 +315,26 @@ def predict(model_uri, csv, horizon, levels, quantiles, output, tracking_uri, **
     \b
     Example:
         forecast predict runs:/3f2a.../model data/air_passengers.csv --horizon 24 -o forecasts.csv
+        forecast predict models:/m3/1 history.parquet --engine spark -o forecasts.parquet
     """
     from forecast import api
 
-    frame = api.predict(model_uri, csv, horizon, tracking_uri=tracking_uri, levels=levels, quantiles=quantiles or (),
-                        **data_options)
+    if engine == "spark":
+        from forecast import spark
+
+        given = [f"--{k.replace('_col', '-col').replace('target-col', 'target')}" for k, v in data_options.items() if v]
+        if given:
+            raise click.UsageError(f"{', '.join(given)}: not with --engine spark, which reads the columns the model "
+                                   "was trained on (or unique_id, ds, y)")
+
+        frame = spark.predict_file(model_uri, csv, horizon, levels, quantiles or (), spark_master, tracking_uri)
+    else:
+        frame = api.predict(model_uri, csv, horizon, tracking_uri=tracking_uri, levels=levels,
+                            quantiles=quantiles or (), **data_options)
     if output:
-        frame.to_csv(output, index=False)
+        from forecast.data import write_table
+
+        write_table(frame, output)
         click.echo(f"wrote {len(frame)} forecasts for {frame['unique_id'].nunique()} series to {output}", err=True)
     else:
         click.echo(frame.to_csv(index=False), nl=False)

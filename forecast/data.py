@@ -72,10 +72,13 @@ class Dataset:
 
 
 def file_sha256(path: Path) -> str:
+    """The SHA-256 of the file, or of the files of a folder (a Parquet data set as Spark writes it) in name order."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+    path = Path(path)
+    for part in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]:
+        with open(part, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
@@ -88,6 +91,44 @@ def _sniff_delimiter(path: Path) -> str:
         return csv.Sniffer().sniff(head.splitlines()[0], delimiters=",;\t").delimiter
     except csv.Error:
         return ","
+
+
+PARQUET = (".parquet", ".pq")
+
+
+def is_parquet(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in PARQUET
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read the data file: Parquet by its extension (.parquet, .pq), CSV otherwise; a clear error on failure."""
+    return read_parquet(path) if is_parquet(path) else read_csv(path)
+
+
+def read_parquet(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file; check the path")
+    try:
+        raw = pd.read_parquet(path)
+    except (OSError, ValueError, ImportError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: not a readable Parquet file ({first}); write it with pandas, Spark or pyarrow, "
+                        "or give a CSV") from None
+    raw.columns = [str(c).strip() for c in raw.columns]
+    if isinstance(raw.index, pd.MultiIndex) or raw.index.name is not None:  # pandas' index kept in the file
+        raw = raw.reset_index()
+    if raw.empty:
+        raise DataError(f"{path}: the file has no rows")
+    return raw.reset_index(drop=True)
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write forecasts as Parquet (by the extension) or CSV."""
+    if is_parquet(path):
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:
@@ -440,7 +481,7 @@ def _fill_gaps(df: pd.DataFrame, freq: Frequency, pos: np.ndarray, fill: str) ->
 def load_series(path, id_col=None, time_col=None, target_col=None, freq: str | None = None,
                 season: int | None = None, fill: str = "error", aggregate: str | None = None) -> Dataset:
     """Load a CSV of one series (time + value) or many (long format) into a validated Dataset."""
-    return dataset_from_frame(read_csv(path), path, id_col, time_col, target_col, freq, season, fill, aggregate)
+    return dataset_from_frame(read_table(path), path, id_col, time_col, target_col, freq, season, fill, aggregate)
 
 
 def dataset_from_frame(raw: pd.DataFrame, path, id_col=None, time_col=None, target_col=None,
