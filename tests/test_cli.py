@@ -191,3 +191,17 @@ def test_an_ensemble_trains_logs_and_predicts_as_one_model(m3_csv, tmp_path):
 def test_unknown_loss_is_refused_by_the_cli(m3_csv):
     result = run("train", m3_csv, "--model", "gru", "--loss", "mse")
     assert result.exit_code == 2 and "mse" in result.output
+
+
+def test_threads_option_sets_torch_and_refuses_zero(air_csv):
+    import torch
+
+    try:
+        assert run("train", air_csv, "--model", "naive", "--threads", 2).exit_code == 0
+        assert torch.get_num_threads() == 2
+        assert run("train", air_csv, "--model", "naive").exit_code == 0
+        assert torch.get_num_threads() == 1  # the default
+        refused = CliRunner().invoke(main, ["predict", "x", str(air_csv), "--threads", "0"])
+        assert refused.exit_code == 2 and "--threads" in refused.output and "give at least 1" in refused.output
+    finally:
+        torch.set_num_threads(1)

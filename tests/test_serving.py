@@ -14,12 +14,25 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import write
+from conftest import DATA, write
 from test_ui import free_port
 
 from forecast import api, tracking
 from forecast.serving import RequestError
 from forecast.ui import stop_group
+
+
+@pytest.fixture(scope="module")
+def model_only(tmp_path_factory):
+    """The loaded pyfunc model of a seasonal naive on three M3 series (in a store of its own, trained once for the
+    tests that only call it) and the history."""
+    folder = tmp_path_factory.mktemp("model_only")
+    df = pd.read_csv(DATA / "m3_monthly_train.csv")
+    history = df[df["unique_id"].isin(df["unique_id"].drop_duplicates().iloc[:3])].reset_index(drop=True)
+    history.to_csv(folder / "m3_three.csv", index=False)
+    result = api.train(folder / "m3_three.csv", "seasonal-naive", horizon=6,
+                       tracking_uri=f"sqlite:///{folder}/mlflow.db")
+    return None, history, tracking.load_model(result.model_uri, f"sqlite:///{folder}/mlflow.db")
 
 
 @pytest.fixture
@@ -58,8 +71,8 @@ def test_integer_steps_as_numbers_or_strings(tmp_path):
 
 
 @pytest.mark.parametrize("horizon", [5, "5", 5.0, "5.0", np.int64(5)])
-def test_horizon_as_an_integral_float_or_a_numeric_string(trained, horizon):
-    _, history, model = trained
+def test_horizon_as_an_integral_float_or_a_numeric_string(model_only, horizon):
+    _, history, model = model_only
     forecast = model.predict(history, params={"horizon": horizon})
     pd.testing.assert_frame_equal(forecast, model.predict(history, params={"horizon": 5}))
     assert len(forecast) == 15
@@ -76,8 +89,8 @@ def test_horizon_as_an_integral_float_or_a_numeric_string(trained, horizon):
     ({"level": ["x"]}, "parameter level: ['x'] is not allowed; give a list of numbers"),
     ({"quantiles": [0.1, 1.5]}, "parameter quantiles: must be between 0 and 1"),
 ])
-def test_bad_parameters_are_refused_in_one_line(trained, params, message):
-    _, history, model = trained
+def test_bad_parameters_are_refused_in_one_line(model_only, params, message):
+    _, history, model = model_only
     with pytest.raises(RequestError) as caught:
         model.predict(history, params=params)
     assert str(caught.value).startswith(message) and "\n" not in str(caught.value)

@@ -32,6 +32,7 @@ from forecast.windows import last_windows, make_windows, split_windows, validati
 WEIGHTS_FILE = "weights.pt"
 # saved in a model's state, the version of forecast.transforms' space the nets learn in: 1 standardised only,
 # 2 seasonally adjusted and in logs where positive, 3 also in logs where non-negative with zeros
+PREDICT_CHUNK = 4096  # series per forward pass when forecasting: memory stays flat, the cache warm
 TRANSFORMS = 3
 LOOKBACK_FACTORS = (1.0, 1.5, 0.75, 2.0, 1.25)  # ensemble member i's lookback: the base times factor i (cycled)
 
@@ -264,7 +265,8 @@ class NeuralForecaster(Forecaster):
             history, steps = scaled, []
             while sum(s.shape[1] for s in steps) < h:
                 x = torch.as_tensor(last_windows(history, lookback), device=device)  # (S, L)
-                out = net(x).cpu().numpy().astype(float)  # (S, h_model)
+                out = np.concatenate([net(x[i:i + PREDICT_CHUNK]).cpu().numpy().astype(float)  # (S, h_model)
+                                      for i in range(0, len(x), PREDICT_CHUNK)]) if len(x) else np.zeros((0, h))
                 steps.append(out)
                 history = [np.concatenate([s, o]) for s, o in zip(history, out)]
             members.append(np.concatenate(steps, axis=1)[:, :h])  # (S, h)
