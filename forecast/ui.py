@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from forecast.tracking import connect, retrying, tracking_uri
 
+JOBS = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
 UI_VIEW = "workflowType=machine_learning"  # MLflow 3 opens experiments on GenAI traces unless told otherwise
 
 
@@ -34,7 +35,9 @@ def serve_ui(uri: str | None, host: str, port: int, on_ready=None) -> int:
     to this process stop as a whole (SIGKILL after 10 s), so that nothing is left holding the port."""
     uri = tracking_uri(uri)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
-    server = subprocess.Popen(command, start_new_session=True)
+    env = dict(os.environ)
+    env.setdefault(JOBS, "false")  # MLflow 3's GenAI job consumers: 7 processes, ~2 GB, nothing a forecast uses
+    server = subprocess.Popen(command, start_new_session=True, env=env)
     stopping = []
 
     def stop(signum, frame):

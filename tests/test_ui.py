@@ -62,13 +62,13 @@ def test_ui_serves_a_pipeline_parent_and_its_children(air_csv, store, tmp_path):
         server.wait(timeout=30)
 
 
-def start_ui(store: str, log: Path) -> tuple[subprocess.Popen, int]:
+def start_ui(store: str, log: Path, **env: str) -> tuple[subprocess.Popen, int]:
     """`forecast ui` in a session of its own (so that the test can see its whole process group), once it answers;
     what it prints goes to `log`."""
     port = free_port()
     with open(log, "wb") as sink:
         ui = subprocess.Popen([sys.executable, "-m", "forecast", "ui", "--port", str(port)],
-                              env={**os.environ, "MLFLOW_TRACKING_URI": store}, start_new_session=True,
+                              env={**os.environ, "MLFLOW_TRACKING_URI": store, **env}, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=sink)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -106,10 +106,10 @@ def port_is_free(port: int) -> bool:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM])  # SIGINT and SIGHUP take the same handler (~40 s a server)
 def test_a_signal_to_forecast_ui_stops_the_server_and_all_its_workers(store, sig, tmp_path):
-    ui, port = start_ui(store, tmp_path / "ui.log")
+    ui, port = start_ui(store, tmp_path / "ui.log", MLFLOW_SERVER_ENABLE_JOB_EXECUTION="true")  # all its workers
     (server,) = [pid for pid, parent, _ in processes() if parent == ui.pid]  # mlflow ui, in a group of its own
     try:
-        assert len(group_members(server)) > 2  # mlflow ui, uvicorn and its job consumers
+        assert len(group_members(server)) > 8  # mlflow ui, uvicorn and its workers, the job consumers
         ui.send_signal(sig)  # to the forecast process alone, as a service manager or `docker stop` does
         assert ui.wait(timeout=30) == 0
         deadline = time.monotonic() + 15
