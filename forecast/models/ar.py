@@ -174,9 +174,9 @@ class AutoRegressive(Forecaster):
             return None
         return SeriesTransform.fit(y, self.freq_.season, log=self.config.log)
 
-    def _fit_one(self, y: np.ndarray) -> tuple[int, int, np.ndarray, int, float]:
-        """(d, τ, params, τ first tried, σ) of one series."""
-        transform = self._transform(y)
+    def _fit_one(self, y: np.ndarray, transform=...) -> tuple[int, int, np.ndarray, int, float]:
+        """(d, τ, params, τ first tried, σ) of one series (`transform`: its transform, when already fitted)."""
+        transform = self._transform(y) if transform is ... else transform
         z = transform.transform(y) if transform else np.asarray(y, float)
         d = choose_diff(z) if self.config.diff is None else min(self.config.diff, max(len(z) - 1, 0))
         tau, params, first, sigma = fit_series(np.diff(z, n=d), self.config.lags, self._max_lags(), self.config.ic)
@@ -190,10 +190,10 @@ class AutoRegressive(Forecaster):
         self.unseen_ = []
         self.calibration_ = self._calibrate(ids, series, h) if getattr(self, "intervals", True) else None
 
-    def _path(self, y: np.ndarray, d: int, params: np.ndarray, sigma: float, h: int):
+    def _path(self, y: np.ndarray, d: int, params: np.ndarray, sigma: float, h: int, transform=...):
         """(the transform, the forecast path (h,) and its standard deviations (h,), σ² Σ ψ², in the transformed
-        space) of one series."""
-        transform = self._transform(y)
+        space) of one series (`transform`: its transform, when already fitted)."""
+        transform = self._transform(y) if transform is ... else transform
         z = transform.transform(y) if transform else np.asarray(y, float)
         path = recurse(params, np.diff(z, n=d), h)
         if d:
@@ -234,11 +234,12 @@ class AutoRegressive(Forecaster):
         spread = self._spread(probs, h) if probs is not None else None  # (h, P)
         points, bands = [], []
         for uid, y in zip(ids, series):
+            transform = self._transform(y)  # fitted once for the fit of an unseen series and its forecast
             if uid in self.params_:
                 d, params, sigma = self.diffs_[uid], self.params_[uid], self.sigmas_.get(uid, 0.0)
             else:
-                d, _, params, _, sigma = self._fit_one(y)
-            transform, path, sd = self._path(y, d, params, sigma, h)
+                d, _, params, _, sigma = self._fit_one(y, transform)
+            transform, path, sd = self._path(y, d, params, sigma, h, transform)
             back = transform.inverse if transform else np.asarray
             points.append(back(path))
             if spread is not None:
