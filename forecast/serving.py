@@ -98,10 +98,14 @@ def request_params(params: dict | None) -> tuple[int | None, tuple[float, ...], 
         raise RequestError(f"parameter {unknown[0]}: unknown; the model takes {', '.join(PARAMS)}")
     horizon = params.get("horizon")
     horizon = None if horizon is None else _whole_number("horizon", horizon)
-    empty = (None, [], ())
-    levels = () if params.get("level") in empty else _numbers("level", params["level"], check_levels)
-    quantiles = () if params.get("quantiles") in empty else _numbers("quantiles", params["quantiles"], check_quantiles)
+    levels = _numbers("level", params["level"], check_levels) if _given(params.get("level")) else ()
+    quantiles = _numbers("quantiles", params["quantiles"], check_quantiles) if _given(params.get("quantiles")) else ()
     return horizon, levels, quantiles
+
+
+def _given(value) -> bool:
+    """Not left out: neither None nor an empty list (MLflow's default for a list parameter)."""
+    return value is not None and not (isinstance(value, (list, tuple, np.ndarray)) and len(value) == 0)
 
 
 def _checked_by_model(validate):

@@ -96,6 +96,14 @@ def test_bad_parameters_are_refused_in_one_line(model_only, params, message):
     assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
 
 
+def test_levels_as_a_numpy_array_or_one_number(model_only):
+    _, history, model = model_only
+    expected = model.predict(history, params={"horizon": 2, "level": [80.0]})
+    for level in (np.array([80]), 80, "80", ["80"]):
+        pd.testing.assert_frame_equal(model.predict(history, params={"horizon": 2, "level": level}), expected)
+    assert list(expected.columns[-2:]) == ["yhat_lo_80", "yhat_hi_80"]
+
+
 def test_rows_keep_the_requests_order_of_series(trained):
     _, history, model = trained
     ids = history["unique_id"].drop_duplicates().tolist()
