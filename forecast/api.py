@@ -311,7 +311,7 @@ def predict(model_uri: str, path, horizon: int | None = None, *, id_col=None, ti
     """Forecast `horizon` steps past the end of every series in the CSV at `path` with a logged model (`model`:
     the pyfunc model already loaded from `model_uri`), with the prediction intervals at `levels` (percent) and the
     `quantiles` (probabilities) asked for."""
-    from forecast import tracking
+    from forecast import serving, tracking
 
     levels, quantiles = check_levels(levels), check_quantiles(quantiles)
     pyfunc = model if model is not None else tracking.load_model(model_uri, tracking_uri)
@@ -330,7 +330,7 @@ def predict(model_uri: str, path, horizon: int | None = None, *, id_col=None, ti
                         f"{forecaster.freq_.alias or 'integer steps'}; give data at the model's frequency")
     if horizon is not None and horizon < 1:
         raise ModelError(f"--horizon {horizon}: must be at least 1")
-    return tracking.predict(pyfunc, data.df, horizon, levels, quantiles)
+    return serving.forecast(forecaster, data.df, horizon, levels, quantiles)  # checked once, here
 
 
 def compare(experiment: str | None = None, metric: str = "mase", tracking_uri: str | None = None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import threading
 from contextlib import nullcontext
 
 import click
@@ -85,8 +84,8 @@ def main():
 
 def set_threads(ctx, param, value):
     """Threads for torch and the BLAS libraries, set before torch is imported (it reads OMP_NUM_THREADS then).
-    Default 1: on a busy or shared machine more threads than free cores collapse (1,428 series predicted in
-    10.4 s with 2 threads beside another job, 0.35 s with 1), and the nets here are small."""
+    Default 1: the nets here are small, so a second thread gains little on an idle machine and costs much on a
+    busy one (README, Scale: training 5.5 s vs 5.7 s idle, 8.6 s vs 5.4 s with the other core busy)."""
     import os
 
     threads = value if value is not None else int(os.environ.get("FORECAST_THREADS", 1))
@@ -411,18 +410,13 @@ def ui(host, port, open_browser, tracking_uri):
     warning = ui_warning(host)
     if warning:
         click.echo(warning, err=True)
-    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    base = server.base_url(host, port)
     pages = server.ui_pages(tracking_uri, base)
     click.echo(f"MLflow UI on {base} (Ctrl-C to stop)", err=True)
     for name, url in pages.items():
         click.echo(f"  {name}: {url}", err=True)
-
-    def ready():
-        if open_browser:
-            first = next(iter(pages.values()), f"{base}/#/experiments?{server.UI_VIEW}")
-            threading.Thread(target=server.open_when_up, args=(first, host, port), daemon=True).start()
-
-    sys.exit(server.serve_ui(tracking_uri, host, port, on_ready=ready))
+    first = next(iter(pages.values()), f"{base}/#/experiments?{server.UI_VIEW}")
+    sys.exit(server.serve_ui(tracking_uri, host, port, open_url=first if open_browser else None))
 
 
 def ui_warning(host: str) -> str | None:

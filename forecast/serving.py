@@ -146,9 +146,6 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
     def _predict(self, model_input, params) -> pd.DataFrame:
         horizon, levels, quantiles = request_params(params)
         forecaster = self.forecaster
-        if (levels or quantiles) and not getattr(forecaster, "intervals_", True):
-            raise RequestError("parameters level and quantiles: this model was saved before prediction intervals "
-                               "existed; train it again to get them")
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input)
         if model_input.empty:
@@ -162,7 +159,16 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
             given, trained = ("dates", "integer steps") if integer_model else ("integer steps", "dates")
             raise RequestError(f"request: the time column holds {given} but the model was trained on {trained}; "
                                f"send {trained}")
-        forecast = forecaster.predict(horizon, history, levels, quantiles)
-        rank = pd.Series(np.arange(len(order)), index=order)
-        forecast["_order"] = forecast[ID].map(rank).to_numpy()
-        return forecast.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
+        return forecast(forecaster, history, horizon, levels, quantiles, order)
+
+
+def forecast(forecaster, history: pd.DataFrame, horizon: int | None, levels=(), quantiles=(),
+             order: list[str] | None = None) -> pd.DataFrame:
+    """The forecasts of a checked long history (unique_id, ds, y), the rows in `order` of series (default: as in
+    `history`): what the pyfunc model answers, and what `forecast predict` writes after checking its file."""
+    out = forecaster.predict(horizon, history, levels, quantiles)
+    if order is None:
+        return out
+    rank = pd.Series(np.arange(len(order)), index=order)
+    out["_order"] = out[ID].map(rank).to_numpy()
+    return out.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)

@@ -268,17 +268,6 @@ def forecaster_of(pyfunc_model):
     return pyfunc_model.unwrap_python_model().forecaster
 
 
-def predict(pyfunc_model, history: pd.DataFrame, h: int | None, levels=(), quantiles=()) -> pd.DataFrame:
-    params = {"horizon": int(h)} if h is not None else {}
-    if levels:
-        params["level"] = [float(v) for v in levels]
-    if quantiles:
-        params["quantiles"] = [float(v) for v in quantiles]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return pyfunc_model.predict(history[[ID, TIME, TARGET]], params=params or None)
-
-
 def runs_table(experiment: str | None, metric: str, uri: str | None = None, parent: str | None = None) -> pd.DataFrame:
     """Runs of one experiment (or of all, or the children of a pipeline run), ranked by a holdout metric."""
     connect(uri)

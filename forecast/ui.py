@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 from mlflow.tracking import MlflowClient
@@ -28,8 +29,14 @@ def _has_runs(experiment_id: str) -> bool:
     return bool(MlflowClient().search_runs([experiment_id], max_results=1))
 
 
-def serve_ui(uri: str | None, host: str, port: int, on_ready=None) -> int:
-    """Run the MLflow UI on the store until interrupted or told to stop; returns its exit code.
+def base_url(host: str, port: int) -> str:
+    """Where a browser on this machine reaches the UI (a wildcard bind is reached on the loopback address)."""
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+
+
+def serve_ui(uri: str | None, host: str, port: int, open_url: str | None = None) -> int:
+    """Run the MLflow UI on the store until interrupted or told to stop, opening `open_url` in the browser once
+    it answers; returns its exit code.
 
     The server and every worker it starts run in a process group of their own, which SIGTERM, SIGINT and SIGHUP
     to this process stop as a whole (SIGKILL after 10 s), so that nothing is left holding the port."""
@@ -47,8 +54,8 @@ def serve_ui(uri: str | None, host: str, port: int, on_ready=None) -> int:
     handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
     previous = {sig: signal.signal(sig, stop) for sig in handled}
     try:
-        if on_ready is not None:
-            on_ready()
+        if open_url is not None:
+            threading.Thread(target=_open_when_up, args=(open_url,), daemon=True).start()
         code = server.wait()
     finally:
         stop_group(server)
@@ -57,15 +64,16 @@ def serve_ui(uri: str | None, host: str, port: int, on_ready=None) -> int:
     return 0 if stopping else code
 
 
-def open_when_up(url: str, host: str, port: int, timeout: float = 120.0) -> None:
-    """Open `url` in the default browser once the server accepts connections."""
+def _open_when_up(url: str, timeout: float = 120.0) -> None:
+    """Open `url` in the default browser once its server accepts connections."""
     import socket
     import webbrowser
+    from urllib.parse import urlsplit
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            socket.create_connection(("127.0.0.1" if host in ("0.0.0.0", "::") else host, port), timeout=1).close()
+            socket.create_connection((urlsplit(url).hostname, urlsplit(url).port), timeout=1).close()
             webbrowser.open(url)
             return
         except OSError:
