@@ -15,43 +15,70 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 
 def acf(y: np.ndarray, lags: int) -> np.ndarray:
     """Sample autocorrelations r_0..r_lags of `y` (r_0 = 1)."""
-    z = np.asarray(y, float) - np.mean(y)
-    denom = float(z @ z)
-    if denom == 0:
-        return np.r_[1.0, np.zeros(lags)]
-    return np.correlate(z, z, mode="full")[len(z) - 1:len(z) + lags] / denom
+    return acf_rows(np.asarray(y, float)[None], lags)[0]
+
+
+def acf_rows(y: np.ndarray, lags: int) -> np.ndarray:
+    """(S, lags + 1) sample autocorrelations of the rows of `y` (S, n); 0 beyond r_0 for a constant row."""
+    z = y - y.mean(axis=1, keepdims=True)
+    n = z.shape[1]
+    r = np.zeros((len(z), lags + 1))
+    denom = np.einsum("ij,ij->i", z, z)
+    for k in range(min(lags, n - 1) + 1):
+        r[:, k] = np.einsum("ij,ij->i", z[:, k:], z[:, :n - k])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(denom[:, None] > 0, r / denom[:, None], 0.0)
+    r[:, 0] = 1.0
+    return r
 
 
 def is_seasonal(y: np.ndarray, season: int) -> bool:
     """The M4 benchmarks' 90% test: |r_m| > 1.645 sqrt((1 + 2 sum_{k<m} r_k^2) / n), for n >= 3m."""
-    n = len(y)
+    return bool(seasonal_rows(np.asarray(y, float)[None], season)[0])
+
+
+def seasonal_rows(y: np.ndarray, season: int) -> np.ndarray:
+    """(S,) the seasonality test of `is_seasonal` on each row of `y` (S, n)."""
+    n = y.shape[1]
     if season <= 1 or n < 3 * season:
-        return False
-    r = acf(y, season)
-    limit = 1.645 * np.sqrt((1 + 2 * np.sum(r[1:season] ** 2)) / n)
-    return bool(abs(r[season]) > limit)
+        return np.zeros(len(y), bool)
+    r = acf_rows(y, season)
+    limit = 1.645 * np.sqrt((1 + 2 * np.sum(r[:, 1:season] ** 2, axis=1)) / n)
+    return np.abs(r[:, season]) > limit
 
 
 def seasonal_indices(y: np.ndarray, season: int) -> np.ndarray:
     """Classical multiplicative seasonal indices (season,), index k for the points t with t % season == k,
     normalised to mean 1: the mean ratio of y to its centred moving average at each position."""
-    y = np.asarray(y, float)
+    return seasonal_index_rows(np.asarray(y, float)[None], season)[0]
+
+
+def seasonal_index_rows(y: np.ndarray, season: int) -> np.ndarray:
+    """(S, season) the seasonal indices of `seasonal_indices` of each row of `y` (S, n)."""
     m = season
     if m % 2:
-        trend = np.convolve(y, np.full(m, 1 / m), mode="valid")  # centred: offset (m - 1) / 2
-        offset = (m - 1) // 2
+        weights, offset = np.full(m, 1 / m), (m - 1) // 2  # centred: offset (m - 1) / 2
     else:  # a 2 x m moving average
-        weights = np.r_[0.5, np.ones(m - 1), 0.5] / m
-        trend = np.convolve(y, weights, mode="valid")
-        offset = m // 2
-    ratios = y[offset:offset + len(trend)] / trend
-    positions = (np.arange(len(trend)) + offset) % m
-    index = np.bincount(positions, ratios, m) / np.bincount(positions, minlength=m)
-    return index / index.mean()
+        weights, offset = np.r_[0.5, np.ones(m - 1), 0.5] / m, m // 2
+    trend = sliding_window_view(y, len(weights), axis=1) @ weights  # (S, T)
+    ratios = y[:, offset:offset + trend.shape[1]] / trend
+    positions = (np.arange(trend.shape[1]) + offset) % m
+    onehot = positions[:, None] == np.arange(m)[None]  # (T, m)
+    index = (ratios @ onehot) / onehot.sum(axis=0)
+    return index / index.mean(axis=1, keepdims=True)
+
+
+def by_length(series: list[np.ndarray]) -> dict[int, np.ndarray]:
+    """The positions of the series of each length: series of one length are processed as one matrix."""
+    lengths = np.fromiter((len(s) for s in series), int, len(series))
+    order = np.argsort(lengths, kind="stable")
+    cuts = np.flatnonzero(np.diff(lengths[order])) + 1
+    return {int(lengths[g[0]]): g for g in np.split(order, cuts) if len(g)}
 
 
 ZERO_SHIFT = 0.1  # the shift of a non-negative series with zeros, as a fraction of its mean
@@ -72,21 +99,7 @@ class SeriesTransform:
     @classmethod
     def fit(cls, y: np.ndarray, season: int, deseasonalize: bool = True, log: bool = True,
             shift_zeros: bool = True) -> SeriesTransform:
-        y = np.asarray(y, float)
-        shift = 0.0
-        if shift_zeros and np.all(y >= 0) and np.any(y == 0) and np.any(y > 0):
-            shift = max(ZERO_SHIFT * float(y.mean()), np.finfo(float).tiny)  # no underflow to 0 for tiny values
-        positive = bool(np.all(y + shift > 0))
-        index = None
-        if deseasonalize and positive and is_seasonal(y + shift, season):
-            index = seasonal_indices(y + shift, season)
-        if log and positive:
-            return cls(True, 0.0, 1.0, index, len(y), shift)
-        adjusted = y if index is None else y / index[np.arange(len(y)) % season]
-        loc, std = float(adjusted.mean()), float(adjusted.std())
-        # a constant series has no spread: scale by its magnitude instead (or 1 for zeros)
-        scale = std if std > 1e-8 * max(abs(loc), 1.0) else (abs(loc) if abs(loc) > 0 else 1.0)
-        return cls(False, loc, scale, index, len(y))
+        return fit_rows(np.asarray(y, float)[None], season, deseasonalize, log, shift_zeros)[0]
 
     def _factors(self, start: int, count: int, ndim: int = 1) -> np.ndarray:
         """The seasonal factors of `count` points from position `start`, shaped to scale an array of `ndim`
@@ -124,6 +137,108 @@ class SeriesTransform:
         return np.maximum(values - self.shift, 0.0) if self.shift else values
 
 
+def fit_rows(y: np.ndarray, season: int, deseasonalize: bool = True, log: bool = True,
+             shift_zeros: bool = True) -> list[SeriesTransform]:
+    """The transforms of the rows of `y` (S, n), series of one length, fitted together."""
+    rows, n = y.shape
+    shift = np.zeros(rows)
+    if shift_zeros and n:
+        zeros = (y >= 0).all(axis=1) & (y == 0).any(axis=1) & (y > 0).any(axis=1)
+        # no underflow to 0 for tiny values
+        shift[zeros] = np.maximum(ZERO_SHIFT * y[zeros].mean(axis=1), np.finfo(float).tiny)
+    shifted = y + shift[:, None]
+    positive = (shifted > 0).all(axis=1)
+    seasonal = np.zeros(rows, bool)
+    m = max(int(season), 1)
+    index = np.ones((rows, m))
+    if deseasonalize:
+        seasonal[positive] = seasonal_rows(shifted[positive], season)
+        if seasonal.any():
+            index[seasonal] = seasonal_index_rows(shifted[seasonal], season)
+    logs = positive & log
+    loc, scale = np.zeros(rows), np.ones(rows)
+    if not logs.all() and n:
+        adjusted = y[~logs] / index[~logs][:, np.arange(n) % m]
+        mean, std = adjusted.mean(axis=1), adjusted.std(axis=1)
+        # a constant series has no spread: scale by its magnitude instead (or 1 for zeros)
+        flat = std <= 1e-8 * np.maximum(np.abs(mean), 1.0)
+        loc[~logs] = mean
+        scale[~logs] = np.where(flat, np.where(np.abs(mean) > 0, np.abs(mean), 1.0), std)
+    return [SeriesTransform(True, 0.0, 1.0, index[i] if seasonal[i] else None, n, float(shift[i])) if logs[i]
+            else SeriesTransform(False, float(loc[i]), float(scale[i]), index[i] if seasonal[i] else None, n)
+            for i in range(rows)]
+
+
 def fit_transforms(series: list[np.ndarray], season: int, deseasonalize: bool = True, log: bool = True,
                    shift_zeros: bool = True) -> list[SeriesTransform]:
-    return [SeriesTransform.fit(s, season, deseasonalize, log, shift_zeros) for s in series]
+    """The transform of every series, fitted as one matrix per length."""
+    transforms = [None] * len(series)
+    for n, picked in by_length(series).items():
+        matrix = np.array([series[i] for i in picked], float).reshape(len(picked), n)
+        for i, t in zip(picked, fit_rows(matrix, season, deseasonalize, log, shift_zeros)):
+            transforms[i] = t
+    return transforms
+
+
+def transform_all(transforms: list[SeriesTransform], series: list[np.ndarray]) -> list[np.ndarray]:
+    """Each series transformed by its transform (the histories they were fitted on), one matrix per length."""
+    out = [None] * len(series)
+    for n, picked in by_length(series).items():
+        matrix = np.array([series[i] for i in picked], float).reshape(len(picked), n)
+        for i, row in zip(picked, Stacked([transforms[i] for i in picked]).transform(matrix, 0)):
+            out[i] = row
+    return out
+
+
+class Stacked:
+    """Many transforms as arrays, to transform and invert (S, steps, ...) matrices at once: row i by transform i,
+    the steps from position `start` (per row) on."""
+
+    def __init__(self, transforms: list[SeriesTransform]):
+        self.log = np.array([t.log for t in transforms], bool)
+        self.loc = np.array([t.loc for t in transforms], float)
+        self.scale = np.array([t.scale for t in transforms], float)
+        self.shift = np.array([t.shift for t in transforms], float)
+        self.length = np.array([t.length for t in transforms], int)
+        m = max((len(t.index) for t in transforms if t.index is not None), default=1)
+        self.index = np.ones((len(transforms), m))
+        for i, t in enumerate(transforms):
+            if t.index is not None:
+                self.index[i] = t.index
+
+    def _factors(self, start, count: int) -> np.ndarray:
+        """(S, count) the seasonal factors of `count` steps from `start` (scalar or (S,))."""
+        positions = (np.broadcast_to(np.asarray(start), self.log.shape)[:, None] + np.arange(count)) % \
+            self.index.shape[1]
+        return np.take_along_axis(self.index, positions, axis=1)
+
+    @staticmethod
+    def _column(values: np.ndarray, ndim: int) -> np.ndarray:
+        return values.reshape(-1, *([1] * (ndim - 1)))
+
+    def transform(self, y: np.ndarray, start=None) -> np.ndarray:
+        """`SeriesTransform.transform` of each row of `y` (S, steps, ...); `start` default: each history's end."""
+        y = np.asarray(y, float)
+        factors = self._factors(self.length if start is None else start, y.shape[1])
+        factors = factors.reshape(*factors.shape, *([1] * (y.ndim - 2)))
+        col = self._column
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.log((y + col(self.shift, y.ndim)) / factors)
+        return np.where(col(self.log, y.ndim), logs, (y / factors - col(self.loc, y.ndim)) / col(self.scale, y.ndim))
+
+    def forecast_space(self, y: np.ndarray) -> np.ndarray:
+        """`SeriesTransform.forecast_space` of each row of `y` (S, h)."""
+        y = np.asarray(y, float)
+        floor = -self.shift + 1e-9 * np.maximum(self.shift, 1.0)
+        return self.transform(np.where(self.log[:, None], np.maximum(y, floor[:, None]), y))
+
+    def inverse(self, z: np.ndarray, start=None) -> np.ndarray:
+        """`SeriesTransform.inverse` of each row of `z` (S, steps, ...); `start` default: each history's end."""
+        z = np.asarray(z, float)
+        factors = self._factors(self.length if start is None else start, z.shape[1])
+        factors = factors.reshape(*factors.shape, *([1] * (z.ndim - 2)))
+        col = self._column
+        levels = np.exp(np.clip(z, -700, 700)) * factors
+        shift = col(self.shift, z.ndim)
+        levels = np.where(shift > 0, np.maximum(levels - shift, 0.0), levels)
+        return np.where(col(self.log, z.ndim), levels, (z * col(self.scale, z.ndim) + col(self.loc, z.ndim)) * factors)

@@ -64,10 +64,11 @@ def series_arrays(df: pd.DataFrame) -> tuple[list[str], list[np.ndarray]]:
 def future_frame(df: pd.DataFrame, freq: Frequency, h: int, ids: list[str], yhat: np.ndarray) -> pd.DataFrame:
     """The long forecast frame (unique_id, ds, yhat) continuing each series of `df` at its frequency."""
     last = df.groupby(ID, sort=False)[TIME].last()
-    futures = {stamp: freq.future(stamp, h) for stamp in last.unique()}  # series often end together
-    stamps = [futures[last[uid]] for uid in ids]
+    stamps, position = np.unique(last.to_numpy(), return_inverse=True)  # series often end together
+    futures = np.stack([freq.future(stamp, h).to_numpy() for stamp in stamps]) if len(stamps) else None
+    where = position[last.index.get_indexer(pd.Index(ids, dtype=object))] if len(ids) else position[:0]
     return pd.DataFrame({
         ID: np.repeat(np.asarray(ids, dtype=object), h),
-        TIME: stamps[0].append(stamps[1:]) if stamps else [],
+        TIME: futures[where].reshape(-1) if len(ids) else pd.Series([], dtype=df[TIME].dtype),
         "yhat": np.asarray(yhat, dtype=float).reshape(-1),
     })

@@ -1,11 +1,10 @@
-"""AR(τ) per series via statsmodels AutoReg, in the nets' transformed space (seasonally adjusted, logs where not
-negative), differenced when a KPSS test finds a trend, τ fixed or chosen by information criterion; explosive fits
-and series too short for τ step down to a lower order."""
+"""AR(τ) per series, in the nets' transformed space (seasonally adjusted, logs where not negative), differenced
+when a KPSS test finds a trend, τ fixed or chosen by information criterion; explosive fits and series too short for
+τ step down to a lower order. The arithmetic, for many series at once, is in `forecast.models.ar_fit`."""
 
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,14 +13,18 @@ import pandas as pd
 from forecast.data import ID
 from forecast.errors import ModelError
 from forecast.intervals import Calibration, holdout_residuals, normal_quantiles
+from forecast.models.ar_fit import (  # noqa: F401  (fit_series and recurse: the one-series API)
+    choose_diffs,
+    fit_rows,
+    fit_series,
+    psi_rows,
+    recurse,
+    recurse_rows,
+)
 from forecast.models.base import Forecaster
-from forecast.transforms import SeriesTransform
-from forecast.windows import left_pad
+from forecast.transforms import Stacked, by_length, fit_transforms
 
 log = logging.getLogger(__name__)
-
-KPSS_LEVEL = 0.05  # difference a series when the KPSS test rejects level stationarity at this level
-KPSS_MIN = 10  # points below which the test is not run: such short series are differenced when d is "auto"
 
 
 @dataclass
@@ -41,126 +44,10 @@ class ARConfig:
             raise ModelError(f"--diff {self.diff}: choose 0 or 1 (or leave it out: chosen per series)")
 
 
-def lag_matrix(y: np.ndarray, lags: int, hold_back: int) -> tuple[np.ndarray, np.ndarray]:
-    """(target y_t, regressors [1, y_{t-1}, .., y_{t-lags}]) for t from `hold_back` on, as statsmodels' AutoReg."""
-    n = len(y)
-    x = np.ones((n - hold_back, lags + 1))
-    for i in range(1, lags + 1):
-        x[:, i] = y[hold_back - i:n - i]
-    return y[hold_back:], x
-
-
-def ols_ar(y: np.ndarray, lags: int) -> tuple[np.ndarray, float]:
-    """([const, φ1..φτ], σ² = SSR / nobs) of AR(τ) with a constant by least squares: statsmodels'
-    `AutoReg(y, lags, trend="c").fit()` without its ~4 ms of set-up per series."""
-    target, x = lag_matrix(y, lags, lags)
-    params, *_ = np.linalg.lstsq(x, target, rcond=None)
-    resid = target - x @ params
-    return params, float(resid @ resid / len(target))
-
-
-def stationary(phi: np.ndarray) -> bool:
-    """No root of 1 - φ1 z - .. - φτ z^τ on or inside the unit circle."""
-    if not len(phi) or not np.any(phi):
-        return True
-    roots = np.roots(np.r_[-phi[::-1], 1.0])
-    return bool(np.all(np.abs(roots) > 1.0))
-
-
-def select_order(y: np.ndarray, top: int, ic: str) -> int | None:
-    """τ in 0..top minimising the information criterion on the common sample y[top:], exactly as statsmodels'
-    `ar_select_order(y, top, ic, trend="c")` ranks them, from one QR factorisation (the nested fits' residual sums
-    of squares); None when the lag matrix is degenerate."""
-    target, x = lag_matrix(y, top, top)
-    nobs = len(target)
-    if nobs <= top + 1:
-        return None
-    q, r = np.linalg.qr(x)
-    if np.any(np.abs(np.diag(r)) < 1e-10 * max(1.0, np.abs(r).max())):
-        return None
-    b = q.T @ target
-    ssr = target @ target - np.cumsum(b ** 2)  # SSR with the first k + 1 columns: const, lags 1..k
-    if np.any(ssr <= 0) or not np.all(np.isfinite(ssr)):
-        return None
-    llf = -nobs * (np.log(2 * np.pi * ssr / nobs) + 1) / 2
-    k = np.arange(top + 1) + 1.0  # parameters with the constant
-    penalty = {"aic": 2 * k, "bic": np.log(nobs) * k, "hqic": 2 * np.log(np.log(nobs)) * k}[ic]
-    return int(np.argmin(-2 * llf + penalty))
-
-
-def max_order(n: int) -> int:
-    """The largest τ a series of n points supports (n >= 2τ + 2)."""
-    return max(0, (n - 2) // 2)
-
-
-def fit_series(y: np.ndarray, lags: int | None, max_lags: int, ic: str) -> tuple[int, np.ndarray, int, float]:
-    """(τ, [const, φ1..φτ], the τ first tried, the residual standard deviation σ) for one series, stepping τ down
-    while the fit is explosive or the series is too short for it; fewer than 3 points give τ = 0, the mean."""
-    from statsmodels.tsa.ar_model import ar_select_order
-
-    y = np.asarray(y, float)
-    if lags is None:
-        top = max(0, min(max_lags, len(y) // 3))
-        tau = select_order(y, top, ic) if top else 0
-        if tau is None:  # a degenerate lag matrix: statsmodels' own search
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                selected = ar_select_order(y, maxlag=top, ic=ic, trend="c").ar_lags
-            tau = int(max(selected)) if selected is not None and len(selected) else 0
-    else:
-        tau = int(lags)
-    first = tau
-    tau = min(tau, max_order(len(y)))
-    while tau:
-        params, sigma2 = ols_ar(y, tau)
-        if stationary(params[1:]):
-            return tau, params, first, float(np.sqrt(sigma2))
-        tau -= 1
-    if not len(y):
-        return 0, np.array([0.0]), first, 0.0
-    return 0, np.array([float(y.mean())]), first, float(y.std(ddof=1)) if len(y) > 1 else 0.0
-
-
-def psi_weights(phi: np.ndarray, d: int, h: int) -> np.ndarray:
-    """The weights ψ_0..ψ_{h-1} of the forecast errors' MA(∞) form (of the integrated series when d = 1): the
-    j-step error variance is σ² Σ_{k<j} ψ_k²."""
-    psi = np.zeros(h)
-    psi[0] = 1.0
-    for k in range(1, h):
-        psi[k] = sum(phi[i - 1] * psi[k - i] for i in range(1, min(k, len(phi)) + 1))
-    return np.cumsum(psi) if d else psi
-
-
-def recurse(params: np.ndarray, history: np.ndarray, h: int) -> np.ndarray:
-    """h-step forecast of y_t = c + Σ φ_i y_{t-i} from the end of `history`."""
-    const, phi = params[0], params[1:]
-    tau = len(phi)
-    past = left_pad(np.asarray(history, float), tau)[-tau:] if tau else np.empty(0)
-    buf = np.concatenate([past, np.empty(h)])
-    for step in range(h):
-        buf[tau + step] = const + phi @ buf[step:tau + step][::-1]
-    return buf[tau:]
-
-
-def choose_diff(z: np.ndarray) -> int:
-    """1 when the KPSS test rejects level stationarity (a trend or a random walk), else 0; short series: 1."""
-    from statsmodels.tsa.stattools import kpss
-
-    if len(z) < 3:
-        return 0
-    if len(z) < KPSS_MIN:
-        return 1
-    if np.ptp(z) == 0:
-        return 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # p-values outside the table's range come with a warning
-        p_value = kpss(z, regression="c", nlags="auto")[1]
-    return int(p_value < KPSS_LEVEL)
-
-
 class AutoRegressive(Forecaster):
     """AR(τ) with a constant, one per series, on the transformed series or its first differences (then the
-    constant is a drift); unseen series are fitted when forecast."""
+    constant is a drift); unseen series are fitted when forecast. Series of one length are fitted and forecast
+    together, as matrices."""
 
     name = "ar"
     Config = ARConfig
@@ -168,38 +55,67 @@ class AutoRegressive(Forecaster):
     def _max_lags(self) -> int:
         return self.config.max_lags or max(2 * self.freq_.season, 8)
 
-    def _transform(self, y: np.ndarray) -> SeriesTransform | None:
-        """The series' transform; None for models saved before AR learned in the transformed space."""
+    def _transforms(self, series) -> list | None:
+        """The series' transforms; None for models saved before AR learned in the transformed space."""
         if getattr(self, "raw_", False):
             return None
-        return SeriesTransform.fit(y, self.freq_.season, log=self.config.log)
+        return fit_transforms(series, self.freq_.season, log=self.config.log)
 
-    def _fit_one(self, y: np.ndarray, transform=...) -> tuple[int, int, np.ndarray, int, float]:
-        """(d, τ, params, τ first tried, σ) of one series (`transform`: its transform, when already fitted)."""
-        transform = self._transform(y) if transform is ... else transform
-        z = transform.transform(y) if transform else np.asarray(y, float)
-        d = choose_diff(z) if self.config.diff is None else min(self.config.diff, max(len(z) - 1, 0))
-        tau, params, first, sigma = fit_series(np.diff(z, n=d), self.config.lags, self._max_lags(), self.config.ic)
-        return d, tau, params, first, sigma
+    @staticmethod
+    def _matrix(series, picked, n) -> np.ndarray:
+        return np.array([series[i] for i in picked], float).reshape(len(picked), n)
+
+    def _z(self, transforms, series, picked, n) -> tuple[Stacked | None, np.ndarray]:
+        """(the transforms of the series `picked`, all of length n, stacked; their transformed values (k, n))."""
+        y = self._matrix(series, picked, n)
+        if transforms is None:
+            return None, y
+        stacked = Stacked([transforms[i] for i in picked])
+        return stacked, stacked.transform(y, 0)
+
+    def _fit_all(self, series, transforms) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, np.ndarray]:
+        """(d, params [const, φ1..φτ], τ first tried, σ) of every series."""
+        count = len(series)
+        diffs, firsts, sigmas, params = np.zeros(count, int), np.zeros(count, int), np.zeros(count), [None] * count
+        for n, picked in by_length(series).items():
+            _, z = self._z(transforms, series, picked, n)
+            d = choose_diffs(z) if self.config.diff is None else np.full(len(picked), min(self.config.diff,
+                                                                                          max(n - 1, 0)))
+            for value in np.unique(d):
+                rows = picked[d == value]
+                tau, fitted, first, sigma = fit_rows(np.diff(z[d == value], n=value, axis=1), self.config.lags,
+                                                     self._max_lags(), self.config.ic)
+                diffs[rows], firsts[rows], sigmas[rows] = value, first, sigma
+                for i, t, p in zip(rows, tau, fitted):
+                    params[i] = p[:t + 1]
+        return diffs, params, firsts, sigmas
 
     def _fit(self, ids, series, h):
-        self.params_, self.diffs_, self.first_, self.sigmas_ = {}, {}, {}, {}
-        for uid, y in zip(ids, series):
-            d, _, params, first, sigma = self._fit_one(y)
-            self.params_[uid], self.diffs_[uid], self.first_[uid], self.sigmas_[uid] = params, d, first, sigma
+        diffs, params, firsts, sigmas = self._fit_all(series, self._transforms(series))
+        self.params_ = dict(zip(ids, params))
+        self.diffs_ = dict(zip(ids, diffs.tolist()))
+        self.first_ = dict(zip(ids, firsts.tolist()))
+        self.sigmas_ = dict(zip(ids, sigmas.tolist()))
         self.unseen_ = []
         self.calibration_ = self._calibrate(ids, series, h) if getattr(self, "intervals", True) else None
 
-    def _path(self, y: np.ndarray, d: int, params: np.ndarray, sigma: float, h: int, transform=...):
-        """(the transform, the forecast path (h,) and its standard deviations (h,), σ² Σ ψ², in the transformed
-        space) of one series (`transform`: its transform, when already fitted)."""
-        transform = self._transform(y) if transform is ... else transform
-        z = transform.transform(y) if transform else np.asarray(y, float)
-        path = recurse(params, np.diff(z, n=d), h)
+    @staticmethod
+    def _padded(params: list[np.ndarray]) -> np.ndarray:
+        """(S, T + 1) parameter vectors padded with zero coefficients to the longest."""
+        out = np.zeros((len(params), max(len(p) for p in params)))
+        for row, p in zip(out, params):
+            row[:len(p)] = p
+        return out
+
+    @staticmethod
+    def _path_rows(z: np.ndarray, d: int, params: np.ndarray, sigma: np.ndarray, h: int):
+        """(forecast paths (S, h), their standard deviations (S, h): σ² Σ ψ²) in the transformed space of the
+        series `z` (S, n), differenced d times, AR `params` (S, T + 1)."""
+        path = recurse_rows(params, np.diff(z, n=d, axis=1), h)
         if d:
-            path = z[-1] + np.cumsum(path)
-        sd = sigma * np.sqrt(np.cumsum(psi_weights(params[1:], d, h) ** 2))
-        return transform, path, sd
+            path = z[:, -1:] + np.cumsum(path, axis=1)
+        psi = psi_rows(params[:, 1:], np.full(len(z), d), h)
+        return path, sigma[:, None] * np.sqrt(np.cumsum(psi ** 2, axis=1))
 
     def _calibrate(self, ids, series, h) -> Calibration | None:
         """Calibrate the model's intervals as the nets' are (forecast.models.neural): each series long enough for
@@ -209,42 +125,58 @@ class AutoRegressive(Forecaster):
         z_hat + q_j(p) sd_j: the AR's shape, widened to the coverage those residuals show (the analytic variance
         ignores the uncertainty of the estimated seasonal indices, order and coefficients)."""
         def errors(picked, histories, steps):
-            rows = []
-            for i, past in zip(picked, histories):
-                uid, s = ids[i], series[i]
-                transform = self._transform(past)
-                z = transform.transform(past) if transform else np.asarray(past, float)
-                lags = len(self.params_[uid]) - 1
-                _, params, _, sigma = fit_series(np.diff(z, n=self.diffs_[uid]), lags, lags, self.config.ic)
-                transform, path, sd = self._path(past, self.diffs_[uid], params, sigma, steps)
-                actual = transform.transform(s[len(past):], start=len(past)) if transform else s[len(past):]
-                rows.append((actual - path) / np.where(sd > 0, sd, np.nan))
-            return np.stack(rows)
+            out = np.empty((len(picked), steps))
+            transforms = self._transforms(histories)
+            keys = np.array([(self.diffs_[ids[i]], len(self.params_[ids[i]]) - 1) for i in picked]).reshape(-1, 2)
+            for n, group in by_length(histories).items():
+                stacked, z = self._z(transforms, histories, group, n)
+                for d, lags in np.unique(keys[group], axis=0):
+                    sel = np.all(keys[group] == (d, lags), axis=1)
+                    rows = group[sel]
+                    _, params, _, sigma = fit_rows(np.diff(z[sel], n=d, axis=1), int(lags), int(lags),
+                                                   self.config.ic)
+                    path, sd = self._path_rows(z[sel], int(d), params, sigma, steps)
+                    actual = np.array([series[picked[r]][n:] for r in rows], float).reshape(len(rows), steps)
+                    if stacked is not None:
+                        actual = Stacked([transforms[r] for r in rows]).transform(actual)
+                    out[rows] = (actual - path) / np.where(sd > 0, sd, np.nan)
+            return out
 
         residuals = holdout_residuals(series, h, errors)  # None for constant series: nothing to calibrate
         return None if residuals is None else Calibration.from_residuals(residuals, "validation", growth=False)
 
     def _paths(self, ids, series, h, probs=None):
-        """Per series the forecast (h,) and, with `probs`, its quantiles (h, P): in the transformed space the
+        """The forecasts (S, h) and, with `probs`, their quantiles (S, h, P): in the transformed space the
         forecast plus the calibrated quantiles times the AR's standard deviations, transformed back (the transform
         is increasing)."""
-        self.unseen_ = [uid for uid in ids if uid not in self.params_]
-        if self.unseen_:
-            log.warning("AR: fitting %d series the model has not seen (e.g. '%s')", len(self.unseen_), self.unseen_[0])
+        unseen = [i for i, uid in enumerate(ids) if uid not in self.params_]
+        self.unseen_ = [ids[i] for i in unseen]
+        if unseen:
+            log.warning("AR: fitting %d series the model has not seen (e.g. '%s')", len(unseen), ids[unseen[0]])
         spread = self._spread(probs, h) if probs is not None else None  # (h, P)
-        points, bands = [], []
-        for uid, y in zip(ids, series):
-            transform = self._transform(y)  # fitted once for the fit of an unseen series and its forecast
-            if uid in self.params_:
-                d, params, sigma = self.diffs_[uid], self.params_[uid], self.sigmas_.get(uid, 0.0)
-            else:
-                d, _, params, _, sigma = self._fit_one(y, transform)
-            transform, path, sd = self._path(y, d, params, sigma, h, transform)
-            back = transform.inverse if transform else np.asarray
-            points.append(back(path))
-            if spread is not None:
-                bands.append(back(path[:, None] + sd[:, None] * spread))
-        return np.stack(points), (np.stack(bands) if spread is not None else None)
+        transforms = self._transforms(series)  # fitted once for the fit of an unseen series and its forecast
+        diffs = np.array([self.diffs_.get(uid, 0) for uid in ids], int)
+        params = [self.params_.get(uid) for uid in ids]
+        sigmas = np.array([self.sigmas_.get(uid, 0.0) for uid in ids], float)
+        if unseen:
+            fitted = self._fit_all([series[i] for i in unseen], [transforms[i] for i in unseen]
+                                   if transforms is not None else None)
+            diffs[unseen], sigmas[unseen] = fitted[0], fitted[3]
+            for i, p in zip(unseen, fitted[1]):
+                params[i] = p
+        points = np.empty((len(series), h))
+        bands = np.empty((len(series), h, spread.shape[1])) if spread is not None else None
+        for n, picked in by_length(series).items():
+            _, z = self._z(transforms, series, picked, n)
+            for d in np.unique(diffs[picked]):
+                sel = diffs[picked] == d
+                rows = picked[sel]
+                path, sd = self._path_rows(z[sel], int(d), self._padded([params[i] for i in rows]), sigmas[rows], h)
+                back = Stacked([transforms[i] for i in rows]).inverse if transforms is not None else np.asarray
+                points[rows] = back(path)
+                if spread is not None:
+                    bands[rows] = back(path[:, :, None] + sd[:, :, None] * spread[None])
+        return points, bands
 
     def _spread(self, probs, h) -> np.ndarray:
         """(h, P) quantiles of the standardised forecast errors: calibrated, or normal where nothing was long

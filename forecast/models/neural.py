@@ -26,13 +26,13 @@ from forecast.models.base import Forecaster
 from forecast.models.combination import PARTNERS, PRIOR_WEIGHT, choose_weight, combine, fit_partner
 from forecast.models.nets import RecurrentNet, TransformerNet
 from forecast.training import LOSSES, SCHEDULES, TrainConfig, fit_network, resolve_device
-from forecast.transforms import fit_transforms
+from forecast.transforms import Stacked, fit_transforms, transform_all
 from forecast.windows import last_windows, make_windows, split_windows, validation_length
 
 WEIGHTS_FILE = "weights.pt"
 # saved in a model's state, the version of forecast.transforms' space the nets learn in: 1 standardised only,
 # 2 seasonally adjusted and in logs where positive, 3 also in logs where non-negative with zeros
-PREDICT_CHUNK = 4096  # series per forward pass when forecasting: memory stays flat, the cache warm
+PREDICT_CHUNK = 1024  # series per forward pass when forecasting: memory stays flat, the cache warm
 TRANSFORMS = 3
 LOOKBACK_FACTORS = (1.0, 1.5, 0.75, 2.0, 1.25)  # ensemble member i's lookback: the base times factor i (cycled)
 
@@ -137,7 +137,7 @@ class NeuralForecaster(Forecaster):
     def _transformed(self, series):
         transforms = fit_transforms(series, self.freq_.season, self.config.deseasonalize, self.config.log,
                                     getattr(self, "transforms_", TRANSFORMS) >= 3)
-        return transforms, [t.transform(s) for t, s in zip(transforms, series)]
+        return transforms, transform_all(transforms, series)
 
     def _fit(self, ids, series, h):
         c = self.config
@@ -275,7 +275,7 @@ class NeuralForecaster(Forecaster):
     def _net_forecast(self, series, h) -> np.ndarray:
         """The nets' forecasts alone (S, h), on the original scale."""
         transforms, scaled = self._transformed(series)
-        return np.stack([t.inverse(row) for t, row in zip(transforms, self._net_z(scaled, h))])
+        return Stacked(transforms).inverse(self._net_z(scaled, h))
 
     def _forecast_z(self, ids, series, h, partner=None):
         """(transforms, transformed series, the forecasts (S, h) in the transformed space): the nets', combined
@@ -285,13 +285,13 @@ class NeuralForecaster(Forecaster):
         partner = partner if partner is not None else getattr(self, "partner_", None)
         if partner is None or self.combine_weight_ == 1.0:
             return transforms, scaled, z
-        net = np.stack([t.inverse(row) for t, row in zip(transforms, z)])
-        combined = combine(net, partner._forecast(ids, series, h), self.combine_weight_)
-        return transforms, scaled, np.stack([t.forecast_space(row) for t, row in zip(transforms, combined)])
+        stacked = Stacked(transforms)
+        combined = combine(stacked.inverse(z), partner._forecast(ids, series, h), self.combine_weight_)
+        return transforms, scaled, stacked.forecast_space(combined)
 
     def _forecast(self, ids, series, h, partner=None):
         transforms, _, z = self._forecast_z(ids, series, h, partner)
-        return np.stack([t.inverse(row) for t, row in zip(transforms, z)])
+        return Stacked(transforms).inverse(z)
 
     def _scales(self, series) -> np.ndarray:
         """(S,) each series' in-sample seasonal-naive MAE, the zero and undefined ones replaced by the median."""
