@@ -59,6 +59,7 @@ def child(model_uri: str, path: str, horizon: int, engine: str, threads: int) ->
         frame = api.predict(model_uri, path, horizon, model=model)
     done = time.perf_counter()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    frame.to_parquet(Path(path).with_name(f"forecasts_{engine}_{Path(path).stem}.parquet"), index=False)
     print(json.dumps({"setup_s": ready - start, "predict_s": done - ready, "rows": len(frame),
                       "series": int(frame["unique_id"].nunique()), "peak_gib": peak}))
 
@@ -93,6 +94,22 @@ def main(argv=None) -> None:
                 r = json.loads(out.stdout.strip().splitlines()[-1])
                 print(f"{uri:<44} {engine:<7} {r['series']:>9} {r['predict_s']:>10.2f} "
                       f"{r['series'] / r['predict_s']:>10.0f} {r['peak_gib']:>9.2f}", flush=True)
+            if len(runs) == 2:
+                print(f"{'':<44} spark vs local: max relative difference {difference(path):.1e}")
+
+
+def difference(path: Path) -> float:
+    """The largest relative difference between the Spark and the single-process forecasts of one input."""
+    import numpy as np
+    import pandas as pd
+
+    local, spark = (pd.read_parquet(path.with_name(f"forecasts_{e}_{path.stem}.parquet")) for e in ("local", "spark"))
+    keys = ["unique_id", "ds"]
+    both = local.merge(spark, on=keys, suffixes=("", "_spark"), validate="one_to_one")
+    if len(both) != len(local) or len(both) != len(spark):
+        return float("inf")
+    a, b = both["yhat"].to_numpy(), both["yhat_spark"].to_numpy()
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(a), 1e-12)))
 
 
 if __name__ == "__main__":

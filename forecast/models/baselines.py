@@ -11,6 +11,7 @@ import numpy as np
 
 from forecast.intervals import Calibration, holdout_residuals, normal_quantiles
 from forecast.models.base import Forecaster
+from forecast.transforms import by_length
 
 
 @dataclass
@@ -23,42 +24,50 @@ class SeasonalNaiveConfig:
     season: int | None = None  # None: the data's season length
 
 
-def residual_scale(y: np.ndarray, lag: int) -> float:
-    """The root mean square of the in-sample residuals y_t - y_{t-lag} (0 when there are none)."""
-    residuals = np.asarray(y[lag:], float) - np.asarray(y[:-lag], float) if len(y) > lag else np.empty(0)
-    return float(np.sqrt(np.mean(residuals ** 2))) if len(residuals) else 0.0
+def residual_scale(y: np.ndarray, lag: int) -> np.ndarray:
+    """(S,) the root mean square of the in-sample residuals y_t - y_{t-lag} of each row of `y` (S, n) (0 when there
+    are none)."""
+    y = np.asarray(y, float)
+    if y.shape[1] <= lag:
+        return np.zeros(len(y))
+    return np.sqrt(np.mean((y[:, lag:] - y[:, :-lag]) ** 2, axis=1))
 
 
 class _Baseline(Forecaster):
-    """What both naive models share: a forecast and its textbook standard deviation per series, calibrated."""
+    """What both naive models share: a forecast and its textbook standard deviation per series, calibrated; the
+    series of one length computed as one matrix."""
 
-    def _path(self, y: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray]:
+    def _path_rows(self, y: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray]:
+        """(forecasts (S, h), their standard deviations (S, h)) of the rows of `y` (S, n)."""
         raise NotImplementedError
+
+    def _paths(self, series, h: int) -> tuple[np.ndarray, np.ndarray]:
+        yhat, sd = np.empty((len(series), h)), np.empty((len(series), h))
+        for n, picked in by_length(series).items():
+            rows = np.array([series[i] for i in picked], float).reshape(len(picked), n)
+            yhat[picked], sd[picked] = self._path_rows(rows, h)
+        return yhat, sd
 
     def _fit(self, ids, series, h):
         """Calibrate (forecast.intervals.holdout_residuals): the errors of forecasts of each series' last h points,
         over the textbook standard deviations, give the quantiles per step."""
         def errors(picked, histories, steps):
-            rows = []
-            for i, past in zip(picked, histories):
-                yhat, sd = self._path(past, steps)
-                rows.append((series[i][len(past):] - yhat) / np.where(sd > 0, sd, np.nan))
-            return np.stack(rows)
+            yhat, sd = self._paths(histories, steps)
+            actual = np.stack([series[i][len(past):] for i, past in zip(picked, histories)])
+            return (actual - yhat) / np.where(sd > 0, sd, np.nan)
 
         residuals = holdout_residuals(series, h, errors)
         self.calibration_ = None if residuals is None else Calibration.from_residuals(residuals, "validation",
                                                                                       growth=False)
 
     def _forecast(self, ids, series, h):
-        return np.stack([self._path(s, h)[0] for s in series])
+        return self._paths(series, h)[0]
 
     def _bands(self, ids, series, h, probs):
         calibration = getattr(self, "calibration_", None)
         spread = (calibration.quantiles(probs, h) if calibration is not None else
                   np.tile(normal_quantiles(probs), (h, 1)))  # (h, P)
-        paths = [self._path(s, h) for s in series]
-        yhat = np.stack([p[0] for p in paths])  # (S, h)
-        sd = np.stack([p[1] for p in paths])  # (S, h)
+        yhat, sd = self._paths(series, h)  # (S, h) each
         return yhat, yhat[..., None] + sd[..., None] * spread[None]
 
     def _state(self, path):
@@ -75,8 +84,9 @@ class Naive(_Baseline):
     name = "naive"
     Config = NaiveConfig
 
-    def _path(self, y, h):
-        return np.full(h, y[-1], dtype=float), residual_scale(y, 1) * np.sqrt(np.arange(1, h + 1))
+    def _path_rows(self, y, h):
+        last = y[:, -1:] if y.shape[1] else np.full((len(y), 1), np.nan)
+        return np.repeat(last, h, axis=1), residual_scale(y, 1)[:, None] * np.sqrt(np.arange(1, h + 1))
 
 
 class SeasonalNaive(_Baseline):
@@ -85,9 +95,8 @@ class SeasonalNaive(_Baseline):
     name = "seasonal-naive"
     Config = SeasonalNaiveConfig
 
-    def _path(self, y, h):
+    def _path_rows(self, y, h):
         m = self.config.season or self.freq_.season
-        m = m if len(y) >= m else 1
-        last = y[-m:]
-        yhat = np.resize(last, h).astype(float) if len(last) else np.full(h, np.nan)
-        return yhat, residual_scale(y, m) * np.sqrt(np.arange(h) // m + 1)
+        m = m if y.shape[1] >= m else 1
+        yhat = y[:, -m:][:, np.arange(h) % m] if y.shape[1] else np.full((len(y), h), np.nan)
+        return yhat, residual_scale(y, m)[:, None] * np.sqrt(np.arange(h) // m + 1)
