@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from forecast import registry
+from forecast.covariates import next_rows, read_future, refuse
 from forecast.data import (
     ID,
     TARGET,
     TIME,
+    Covariates,
     Dataset,
     dataset_from_frame,
     default_horizon,
@@ -26,7 +28,7 @@ from forecast.errors import DataError, ModelError, TrainingDiverged, TrainingInt
 from forecast.intervals import DEFAULT_LEVELS, check_levels, check_quantiles, level_columns, quantile_column
 from forecast.metrics import evaluate
 
-METRICS = ("mae", "rmse", "smape", "mase")
+METRICS = ("mae", "rmse", "smape", "mape", "mase")
 INTERVAL_METRICS = ("msis", "sql")  # also rankable; coverage_L is not: nearest the level is best, not lowest
 
 
@@ -48,13 +50,15 @@ class TrainResult:
     n_series_scored: int = 0  # series long enough to score at the last origin (shorter ones are fit, not scored)
     n_series: int = 0
     registered: str | None = None  # models:/NAME/VERSION with --register
+    covariates: Covariates = field(default_factory=Covariates)  # the covariate roles the model reads
 
 
 def data_params(data: Dataset, h: int) -> dict:
-    """The data facts every run logs."""
+    """The data facts every run logs (with the covariates' roles, when there are any)."""
     return {"data_file": data.path, "data_sha256": data.sha256, "n_series": data.n_series,
             "n_points": data.n_points, "freq": data.freq.alias or f"int:{data.freq.step}",
-            "season": data.freq.season, "horizon": h, **asdict(data.columns)}
+            "season": data.freq.season, "horizon": h, **asdict(data.columns),
+            **(data.covariates.params() if data.covariates else {})}
 
 
 def model_params(model, h: int, season: int) -> dict:
@@ -68,13 +72,16 @@ def model_params(model, h: int, season: int) -> dict:
     return params
 
 
-DATA_OPTIONS = ("id_col", "time_col", "target_col", "freq", "season", "fill", "aggregate")
+DATA_OPTIONS = ("id_col", "time_col", "target_col", "freq", "season", "fill", "aggregate", "futr", "hist", "static",
+                "calendar")
 
 
 def load(path, *, id_col=None, time_col=None, target_col=None, freq=None, season=None, fill=None,
-         aggregate=None) -> Dataset:
-    """The CSV at `path` as a validated Dataset (forecast.data.load_series; `fill` None refuses gaps)."""
-    return load_series(path, id_col, time_col, target_col, freq, season, fill or "error", aggregate)
+         aggregate=None, futr=None, hist=None, static=None, calendar=False) -> Dataset:
+    """The CSV at `path` as a validated Dataset (forecast.data.load_series; `fill` None refuses gaps), with the
+    covariate columns of each role (names, or "a,b")."""
+    covariates = Covariates.of(futr, hist, static, calendar)
+    return load_series(path, id_col, time_col, target_col, freq, season, fill or "error", aggregate, covariates)
 
 
 def split_options(options: dict) -> tuple[dict, dict]:
@@ -107,10 +114,13 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
 
     levels, quantiles = check_levels(levels), check_quantiles(quantiles)
     columns, hyper = split_options(hyper)
+    if data is not None:  # loaded by the caller (a pipeline): a data option the model also has is the model's own
+        settings = {f.name for f in fields(registry.model_class(model).Config)} if model in registry.MODELS else set()
+        hyper.update({k: columns.pop(k) for k in list(columns) if k in settings})
     data = data or load(path, **columns)
     if test_path is not None and test is None:
         test = load(test_path, **{**columns, **asdict(data.columns), "freq": data.freq.alias,
-                                  "season": data.freq.season})
+                                  "season": data.freq.season, **_roles(data.covariates)})
     h = int(horizon) if horizon else (int(test.lengths().max()) if test is not None
                                       else default_horizon(data.lengths(), data.freq.season))
     if h < 1:
@@ -132,6 +142,8 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
                             f"{h + step * (folds - 1) + 2} points, the longest series has {longest}; use a shorter "
                             "--horizon or fewer --folds")
     forecaster = registry.create(model, **hyper)  # bad settings are refused before a run starts
+    if data.covariates:  # and covariates the model cannot use
+        refuse(model, data.covariates, forecaster.covariate_roles)
     neural = model in registry.NEURAL
     experiment = experiment or Path(path).stem
     fit_on = "all" if final_fit or test is not None else "holdout"
@@ -146,8 +158,9 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
         run.log_dataset(data.df, data.path, data.sha256)
         if test is not None:
             run.log_dataset(test.df, test.path, test.sha256, context="evaluation")
+        full = data.df if test is None else sort_long_frame(pd.concat([data.df, test.df], ignore_index=True))
         forecaster, folds_out, seconds = _fit_folds(run, forecaster, model, hyper, data, cuts, h, refit, register,
-                                                    on_epoch, (levels, quantiles))
+                                                    on_epoch, (levels, quantiles), full)
         fold_metrics = [scores for scores, _ in folds_out]
         names = list(fold_metrics[0])
         metrics = {k: float(np.mean([m[k] for m in fold_metrics])) for k in names}
@@ -170,7 +183,17 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
                        registered=registered,
                        metrics=metrics, train_seconds=seconds, forecast=holdout, fold_metrics=fold_metrics,
                        metrics_std=spread, gradient_flow=flow, gradient_summary=summary, fit_on=fit_on,
-                       n_series_scored=n_scored, n_series=data.n_series)
+                       n_series_scored=n_scored, n_series=data.n_series, covariates=data.covariates)
+
+
+def _roles(covariates: Covariates) -> dict:
+    """The load() options that give a file the same covariates."""
+    return {"futr": covariates.futr, "hist": covariates.hist, "static": covariates.static,
+            "calendar": covariates.calendar}
+
+
+def sort_long_frame(df: pd.DataFrame) -> pd.DataFrame:
+    return df.sort_values([ID, TIME], kind="stable").reset_index(drop=True)
 
 
 def _fit_final(run, scored, model: str, hyper: dict, data: Dataset, h: int, register: str | None, on_epoch):
@@ -188,7 +211,7 @@ def _fit_final(run, scored, model: str, hyper: dict, data: Dataset, h: int, regi
 
     start = time.perf_counter()
     try:
-        final.fit(data.df, data.freq, h, on_epoch=log_epoch)
+        final.fit(data.df, data.freq, h, on_epoch=log_epoch, covariates=data.covariates)
     except (TrainingDiverged, TrainingInterrupted) as exc:
         exc.run_id = run.run_id
         run.log_params({"fit_on": "holdout"})
@@ -201,9 +224,10 @@ def _fit_final(run, scored, model: str, hyper: dict, data: Dataset, h: int, regi
 
 
 def _fit_folds(run, forecaster, model: str, hyper: dict, data: Dataset, cuts, h: int, refit: bool,
-               register: str | None, on_epoch, bands: tuple):
-    """Fit (refit per fold, except nets with refit=False) and forecast every fold; the per-epoch metrics of the
-    model that ends up logged go to the run. Returns (the last model, [(scores, holdout frame)], fit seconds)."""
+               register: str | None, on_epoch, bands: tuple, full: pd.DataFrame):
+    """Fit (refit per fold, except nets with refit=False) and forecast every fold (the future covariates from
+    `full`, the data with the test file's); the per-epoch metrics of the model that ends up logged go to the
+    run. Returns (the last model, [(scores, holdout frame)], fit seconds)."""
     neural = model in registry.NEURAL
     out, seconds = [], 0.0
     for fold, (fit_part, test_part) in enumerate(cuts, start=1):
@@ -214,7 +238,8 @@ def _fit_folds(run, forecaster, model: str, hyper: dict, data: Dataset, cuts, h:
             logged = fold == len(cuts) or not refit
             start = time.perf_counter()
             try:
-                forecaster.fit(fit_part, data.freq, h, on_epoch=_epoch_logger(run, on_epoch) if logged else on_epoch)
+                forecaster.fit(fit_part, data.freq, h, on_epoch=_epoch_logger(run, on_epoch) if logged else on_epoch,
+                               covariates=data.covariates)
             except (TrainingDiverged, TrainingInterrupted) as exc:
                 exc.run_id = run.run_id
                 if exc.best_epoch:  # the net holds the best weights seen before: keep them as the run's model
@@ -223,7 +248,10 @@ def _fit_folds(run, forecaster, model: str, hyper: dict, data: Dataset, cuts, h:
                     exc.model_logged = True
                 raise
             seconds += time.perf_counter() - start
-        forecast = forecaster.predict(h, fit_part, *bands)
+        future = None
+        if data.covariates.futr:  # the fold's future covariates: the rows after the origin (the test file's)
+            future = next_rows(full, fit_part, forecaster.future_steps(h))
+        forecast = forecaster.predict(h, fit_part, *bands, future=future, source=data.path)
         scores = evaluate(fit_part, test_part, forecast, data.freq.season, *bands)
         if len(cuts) > 1:
             run.log_metrics({f"fold_{k}": v for k, v in scores.items()}, step=fold)
@@ -260,7 +288,14 @@ def _log_model(run, forecaster, data: Dataset, history: pd.DataFrame, h: int,
         model_dir = forecaster.save(Path(tmp) / "forecaster", extra={"columns": asdict(data.columns)})
         example = history[history[ID] == history[ID].iloc[0]].tail(100).reset_index(drop=True)
         levels = DEFAULT_LEVELS if getattr(forecaster, "intervals_", True) else ()
-        return run.log_model(model_dir, example, forecaster.predict(h, example, levels), h, register=register)
+        covariates, future = forecaster.covariates, None
+        if covariates.futr:  # the request then carries the future rows after the history, their y left empty
+            steps = forecaster.future_steps(h)
+            example, future = example.iloc[:-steps].reset_index(drop=True), example.iloc[-steps:]
+        output = forecaster.predict(h, example, levels, future=future)
+        if future is not None:
+            example = pd.concat([example, future.assign(**{TARGET: np.nan})], ignore_index=True)
+        return run.log_model(model_dir, example, output, h, register=register, covariates=covariates)
 
 
 def _epoch_logger(run, on_epoch):
@@ -307,10 +342,11 @@ def diagnose(path, models: tuple[str, ...] = ("rnn", "lstm", "gru"), horizon: in
 
 def predict(model_uri: str, path, horizon: int | None = None, *, id_col=None, time_col=None, target_col=None,
             freq: str | None = None, fill: str | None = None, aggregate: str | None = None,
-            tracking_uri: str | None = None, model=None, levels=(), quantiles=()) -> pd.DataFrame:
+            tracking_uri: str | None = None, model=None, levels=(), quantiles=(), future_path=None) -> pd.DataFrame:
     """Forecast `horizon` steps past the end of every series in the CSV at `path` with a logged model (`model`:
     the pyfunc model already loaded from `model_uri`), with the prediction intervals at `levels` (percent) and the
-    `quantiles` (probabilities) asked for."""
+    `quantiles` (probabilities) asked for; a model trained with future covariates reads their values over the
+    horizon from the CSV at `future_path`."""
     from forecast import serving, tracking
 
     levels, quantiles = check_levels(levels), check_quantiles(quantiles)
@@ -323,14 +359,21 @@ def predict(model_uri: str, path, horizon: int | None = None, *, id_col=None, ti
     trained = forecaster.meta_.get("columns", {})
     given = {"id_col": id_col, "time_col": time_col, "target_col": target_col}
     names = {key: given[key] or (trained.get(key) if trained.get(key) in raw.columns else None) for key in given}
+    covariates = forecaster.covariates
     data = dataset_from_frame(raw, path, freq=freq or forecaster.freq_.alias, fill=fill or "error",
-                              aggregate=aggregate, **names)
+                              aggregate=aggregate, covariates=covariates, **names)
+    future = None
+    if future_path is not None:
+        if not covariates.futr:
+            raise DataError(f"{future_path}: model '{model_uri}' reads no future covariates; leave out --future")
+        future = read_future(read_table(future_path), data.columns, covariates, future_path)
     if data.freq.alias != forecaster.freq_.alias:
         raise DataError(f"{path}: the data steps in {data.freq.alias or 'integers'} but the model was trained on "
                         f"{forecaster.freq_.alias or 'integer steps'}; give data at the model's frequency")
     if horizon is not None and horizon < 1:
         raise ModelError(f"--horizon {horizon}: must be at least 1")
-    return serving.forecast(forecaster, data.df, horizon, levels, quantiles)  # checked once, here
+    return serving.forecast(forecaster, data.df, horizon, levels, quantiles, future=future,
+                            source=future_path or "--future")  # checked once, here
 
 
 def compare(experiment: str | None = None, metric: str = "mase", tracking_uri: str | None = None,

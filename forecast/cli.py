@@ -70,7 +70,7 @@ def _stderr_console():
 
 
 def format_metrics(metrics: dict) -> str:
-    names = [n for n in ("mae", "rmse", "smape", "mase", "coverage_80", "coverage_95", "msis") if n in metrics]
+    names = [n for n in ("mae", "rmse", "smape", "mape", "mase", "coverage_80", "coverage_95", "msis") if n in metrics]
     head = "  ".join(f"{n:>10}" for n in names)
     row = "  ".join(f"{metrics[n]:>10.4g}" for n in names)
     return f"{head}\n{row}"
@@ -110,6 +110,12 @@ def model_options(f):
         click.option("--horizon", "-H", type=int, help="Steps held out and forecast [default: one season]."),
         *DATA_OPTIONS,
         click.option("--season", type=int, help="Season length in steps [default: from the frequency]."),
+        click.option("--futr", help="Covariate columns known in advance (temperature forecast, working day), "
+                                    "comma-separated; predict reads their future values from --future."),
+        click.option("--hist", help="Covariate columns known only up to the forecast origin, comma-separated."),
+        click.option("--static", help="Columns constant per series (store type, region), comma-separated."),
+        click.option("--calendar", is_flag=True, default=None,
+                     help="Add calendar features of the time stamps (hour, weekday, month, as sine and cosine)."),
         click.option("--lookback", type=int, help="Input window of the nets [default: 2 x horizon]."),
         click.option("--hidden-size", type=int, help="Hidden units of the nets [default: 64]."),
         click.option("--layers", type=int, help="Stacked layers of the nets [default: 2]."),
@@ -197,7 +203,8 @@ def echo_result(result, csv) -> None:
     click.echo(f"model: runs:/{result.run_id}/model  ({result.model_uri}), fitted on {fitted}")
     if result.registered:
         click.echo(f"registered: {result.registered}")
-    click.echo(f"predict: forecast predict runs:/{result.run_id}/model {csv} --horizon {result.horizon}")
+    future = " --future FUTURE.csv" if result.covariates.futr else ""
+    click.echo(f"predict: forecast predict runs:/{result.run_id}/model {csv} --horizon {result.horizon}{future}")
 
 
 @main.command()
@@ -322,6 +329,9 @@ def run_pipeline(pipeline_file, models, dry_run, tracking_uri):
 @click.option("--level", "levels", type=float, multiple=True,
               help="Add the prediction interval at this level in percent (yhat_lo_L, yhat_hi_L); repeatable.")
 @click.option("--quantiles", help="Add these quantiles, e.g. 0.1,0.5,0.9 (columns yhat_q10, yhat_q50, yhat_q90).")
+@click.option("--future", "future_path", type=click.Path(),
+              help="CSV or Parquet of the future covariates (id, time and the --futr columns of the model) for the "
+                   "HORIZON steps after each series.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False),
               help="CSV or .parquet file to write [default: CSV to standard output].")
 @click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
@@ -329,7 +339,8 @@ def run_pipeline(pipeline_file, models, dry_run, tracking_uri):
 @click.option("--spark-master", help="Spark master for --engine spark [default: the active session, else local[*]].")
 @threads_option
 @tracking_option
-def predict(model_uri, csv, horizon, levels, quantiles, output, engine, spark_master, tracking_uri, **data_options):
+def predict(model_uri, csv, horizon, levels, quantiles, future_path, output, engine, spark_master, tracking_uri,
+            **data_options):
     """Forecast HORIZON steps past the end of every series in CSV (or Parquet) with a saved model.
 
     MODEL_URI is runs:/<run_id>/model, models:/<model_id>, models:/<name>/<version> or a local model folder.
@@ -350,10 +361,13 @@ def predict(model_uri, csv, horizon, levels, quantiles, output, engine, spark_ma
             raise click.UsageError(f"{', '.join(given)}: not with --engine spark, which reads the columns the model "
                                    "was trained on (or unique_id, ds, y)")
 
+        if future_path:
+            raise click.UsageError("--future: not with --engine spark; put the future rows (y empty) after each "
+                                   "series' history in the input instead")
         frame = spark.predict_file(model_uri, csv, horizon, levels, quantiles or (), spark_master, tracking_uri)
     else:
         frame = api.predict(model_uri, csv, horizon, tracking_uri=tracking_uri, levels=levels,
-                            quantiles=quantiles or (), **data_options)
+                            quantiles=quantiles or (), future_path=future_path, **data_options)
     if output:
         from forecast.data import write_table
 

@@ -30,7 +30,7 @@ def lag_gradients(net, x: torch.Tensor, y: torch.Tensor, tbptt: int | None = Non
                 x = x.detach().clone().requires_grad_(True)
                 loss = (net(x) - y).abs().mean(dim=1).sum()
                 (grad,) = torch.autograd.grad(loss, x)
-                per_step = grad.abs().cpu()  # (B, L)
+                per_step = grad.abs()[:, :getattr(net, "lookback", grad.shape[1])].cpu()  # (B, L): y, not covariates
     finally:
         net.train(was_training)
     return per_step.mean(dim=0).flip(0).numpy().astype(float)  # lag 0 first

@@ -25,6 +25,14 @@ def smape(y: np.ndarray, f: np.ndarray) -> float:
     return float(np.mean(np.where(denom == 0, 0.0, 200.0 * np.abs(y - f) / safe)))
 
 
+def mape(y: np.ndarray, f: np.ndarray) -> float:
+    """Mean absolute percentage error in percent over the points where the actual is not 0 (NaN when all are),
+    as shared/bench/score.py computes it."""
+    y, f = np.asarray(y, float), np.asarray(f, float)
+    nonzero = y != 0
+    return float(np.mean(100.0 * np.abs(y - f)[nonzero] / np.abs(y[nonzero]))) if nonzero.any() else float("nan")
+
+
 def seasonal_scale(insample: np.ndarray, season: int) -> float:
     """In-sample MAE of the seasonal naive forecast (lag 1 when the series is not longer than a season)."""
     insample = np.asarray(insample, float)
@@ -42,7 +50,8 @@ def mase(y: np.ndarray, f: np.ndarray, insample: np.ndarray, season: int) -> flo
 
 
 def per_series(train: pd.DataFrame, test: pd.DataFrame, forecast: pd.DataFrame, season: int) -> pd.DataFrame:
-    """One row per series with mae, rmse, smape and mase of `forecast` (unique_id, ds, yhat) against `test`."""
+    """One row per series with mae, rmse, smape, mape and mase of `forecast` (unique_id, ds, yhat) against
+    `test`."""
     joined = test.merge(forecast[[ID, TIME, "yhat"]], on=[ID, TIME], how="left")
     if joined["yhat"].isna().any():
         missing = joined[joined["yhat"].isna()].iloc[0]
@@ -51,7 +60,7 @@ def per_series(train: pd.DataFrame, test: pd.DataFrame, forecast: pd.DataFrame, 
     rows = []
     for uid, part in joined.groupby(ID, sort=False):
         y, f = part[TARGET].to_numpy(float), part["yhat"].to_numpy(float)
-        rows.append({ID: uid, "mae": mae(y, f), "rmse": rmse(y, f), "smape": smape(y, f),
+        rows.append({ID: uid, "mae": mae(y, f), "rmse": rmse(y, f), "smape": smape(y, f), "mape": mape(y, f),
                      "mase": mase(y, f, insample[uid].to_numpy(float), season)})
     return pd.DataFrame(rows)
 
@@ -62,7 +71,7 @@ def evaluate(train: pd.DataFrame, test: pd.DataFrame, forecast: pd.DataFrame, se
     with `levels` and `quantiles`, the interval metrics of forecast.intervals.interval_metrics too, and `msis`, the
     M4 competition's MSIS at 95% where 95 is among the levels."""
     table = per_series(train, test, forecast, season)
-    scores = {name: float(table[name].mean()) for name in ("mae", "rmse", "smape", "mase")}
+    scores = {name: float(table[name].mean()) for name in ("mae", "rmse", "smape", "mape", "mase")}
     if levels or quantiles:
         joined = test.merge(forecast, on=[ID, TIME], how="left")
         scales = train.groupby(ID, sort=False)[TARGET].agg(lambda y: seasonal_scale(y.to_numpy(float), season))

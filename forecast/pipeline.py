@@ -12,10 +12,11 @@ from forecast import registry
 from forecast.errors import ForecastError
 
 TOP_KEYS = ("name", "data", "horizon", "backtest", "metric", "models")
-DATA_KEYS = ("path", "test", "id_col", "time_col", "target_col", "freq", "season", "fill", "aggregate")
+ROLES = ("futr", "hist", "static", "calendar")  # covariates, per data set or per model (forecast.covariates)
+DATA_KEYS = ("path", "test", "id_col", "time_col", "target_col", "freq", "season", "fill", "aggregate", *ROLES)
 BACKTEST_KEYS = ("folds", "step", "refit")
-MODEL_KEYS = ("model", "label", "params")
-METRICS = ("mase", "smape", "mae", "rmse", "msis", "sql")  # what a leaderboard can rank by, lowest first
+MODEL_KEYS = ("model", "label", "params", *ROLES)
+METRICS = ("mase", "smape", "mape", "mae", "rmse", "msis", "sql")  # what a leaderboard can rank by, lowest first
 SHOWN = METRICS + ("coverage_80", "coverage_95")  # the columns of a leaderboard (where the runs have them)
 
 
@@ -28,6 +29,11 @@ class ModelSpec:
     label: str
     model: str
     params: dict = field(default_factory=dict)
+    roles: dict | None = None  # the model's own covariate roles (any role key given), else the data set's
+
+    def covariates(self, data: dict) -> dict:
+        """The covariate roles this model is backtested with."""
+        return {k: data.get(k) for k in ROLES} if self.roles is None else {k: self.roles.get(k) for k in ROLES}
 
 
 @dataclass
@@ -109,7 +115,8 @@ def load_pipeline(path) -> Pipeline:
             raise PipelineError(f"{file}: models[{i}] ({name}): {exc}") from None
         except TypeError as exc:
             raise PipelineError(f"{file}: models[{i}] ({name}): bad params ({exc})") from None
-        models.append(ModelSpec(label=str(entry.get("label") or name), model=name, params=params))
+        roles = {k: entry[k] for k in ROLES if k in entry} or None
+        models.append(ModelSpec(label=str(entry.get("label") or name), model=name, params=params, roles=roles))
     labels = [m.label for m in models]
     duplicated = sorted({label for label in labels if labels.count(label) > 1})
     if duplicated:
@@ -141,7 +148,11 @@ def plan(pipeline: Pipeline, models: list[ModelSpec]) -> list[str]:
         f"{pipeline.folds} fold(s), step {pipeline.step or 'one horizon'}"
     lines = [f"pipeline '{pipeline.name}': {data['path'].name}, horizon {pipeline.horizon or 'default'}, {origin}, "
              f"ranked by {pipeline.metric}"]
-    lines += [f"  {m.label}: {m.model} {m.params or ''}".rstrip() for m in models]
+    for m in models:
+        roles = {k: v for k, v in m.covariates(data).items() if v}
+        used = ", ".join(k if k == "calendar" else f"{k} {v if isinstance(v, str) else ','.join(v)}"
+                         for k, v in roles.items())
+        lines.append(f"  {m.label}: {m.model} {m.params or ''}".rstrip() + (f"  covariates: {used}" if used else ""))
     return lines
 
 
@@ -159,11 +170,22 @@ def run_pipeline(path, only: str | None = None, tracking_uri: str | None = None,
 
     pipeline = load_pipeline(path)
     models = select(pipeline, only)
-    columns, _ = api.split_options(pipeline.data)
-    data = api.load(pipeline.data["path"], **columns)
-    test = None
-    if "test" in pipeline.data:
-        test = api.load(pipeline.data["test"], **{**columns, **asdict(data.columns), "freq": data.freq.alias})
+    columns, _ = api.split_options({k: v for k, v in pipeline.data.items() if k not in ROLES})
+    loaded: dict = {}
+
+    def load(roles: dict):
+        """(data, test) with the covariates of `roles`, loaded once per distinct set of roles."""
+        key = repr(sorted(roles.items()))
+        if key not in loaded:
+            data = api.load(pipeline.data["path"], **columns, **roles)
+            test = None
+            if "test" in pipeline.data:
+                test = api.load(pipeline.data["test"], **{**columns, **asdict(data.columns), "freq": data.freq.alias,
+                                                          **roles})
+            loaded[key] = data, test
+        return loaded[key]
+
+    data, _ = load({k: pipeline.data.get(k) for k in ROLES})
     rows, holdouts, failures = [], {}, {}
     with tracking.parent_run(pipeline.name, run_name=pipeline.name, uri=tracking_uri) as parent:
         parent.log_params({"pipeline": str(pipeline.file), "models": ",".join(m.label for m in models),
@@ -173,11 +195,12 @@ def run_pipeline(path, only: str | None = None, tracking_uri: str | None = None,
         for spec in models:
             echo(f"{spec.label} ({spec.model}) ...")
             try:
+                model_data, test = load(spec.covariates(pipeline.data))
                 result = api.backtest(pipeline.data["path"], spec.model, pipeline.horizon, folds=pipeline.folds,
                                       step=pipeline.step, refit=pipeline.refit, final_fit=pipeline.refit,
                                       experiment=pipeline.name,
                                       tracking_uri=tracking_uri, run_name=spec.label, parent_run_id=parent.run_id,
-                                      data=data, test=test, **spec.params)
+                                      data=model_data, test=test, **spec.params)
             except Exception as exc:  # one failing model must not stop the others; its run is already FAILED
                 failures[spec.label] = tracking.error_message(exc)
                 echo(f"  FAILED: {failures[spec.label]}")

@@ -45,7 +45,7 @@ def load(path: str | Path):
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(f"{config}: not valid JSON ({exc}); the model folder is damaged") from None
     expected = {"format", "model", "config", "h", "freq", "state", "extra"}
-    if not isinstance(doc, dict) or set(doc) != expected:
+    if not isinstance(doc, dict) or not expected <= set(doc) <= expected | {"covariates"}:
         found = sorted(doc) if isinstance(doc, dict) else type(doc).__name__
         raise ModelError(f"{config}: unexpected layout {found}; expected the keys {sorted(expected)}")
     if doc["format"] not in range(1, FORMAT + 1):

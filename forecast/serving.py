@@ -11,7 +11,8 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from forecast.data import ID, TIME, history_frame
+from forecast.covariates import read_future
+from forecast.data import ID, TARGET, TIME, history_frame
 from forecast.errors import ForecastError, ModelError
 from forecast.intervals import check_levels, check_quantiles
 
@@ -154,19 +155,38 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
         names = {key: trained.get(key) if trained.get(key) in model_input.columns else None
                  for key in ("id_col", "time_col", "target_col")}
         integer_model = forecaster.freq_.alias is None
-        history, order = history_frame(model_input, "request", forecaster.freq_.alias, **names)
+        covariates, future = forecaster.covariates, None
+        if covariates.futr:  # the rows after each series' last value, y left empty, carry the future covariates
+            model_input, future = _split_future(model_input, names["id_col"] or ID, names["target_col"] or TARGET)
+        history, order, columns = history_frame(model_input, "request", forecaster.freq_.alias, covariates=covariates,
+                                                **names)
+        if future is not None:
+            future = read_future(future, columns, covariates, "request")
         if integer_model != pd.api.types.is_integer_dtype(history[TIME]):
             given, trained = ("dates", "integer steps") if integer_model else ("integer steps", "dates")
             raise RequestError(f"request: the time column holds {given} but the model was trained on {trained}; "
                                f"send {trained}")
-        return forecast(forecaster, history, horizon, levels, quantiles, order)
+        return forecast(forecaster, history, horizon, levels, quantiles, order, future, "request")
+
+
+def _split_future(frame: pd.DataFrame, id_col: str, target: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(the history rows, the future rows): those after each series' last row with a value of `target`."""
+    if target not in frame.columns:
+        raise RequestError(f"request: no column '{target}'; send the history (y) and, after it, the future rows of "
+                           "the covariates with y left empty")
+    frame = frame.reset_index(drop=True)
+    ids = frame[id_col].astype(str) if id_col in frame.columns else pd.Series("", index=frame.index)
+    present = pd.to_numeric(frame[target], errors="coerce").notna()
+    after = present[::-1].groupby(ids[::-1], sort=False).cumsum()[::-1] == 0  # no value from here to the end
+    return frame[~after], (frame[after] if after.any() else None)
 
 
 def forecast(forecaster, history: pd.DataFrame, horizon: int | None, levels=(), quantiles=(),
-             order: list[str] | None = None) -> pd.DataFrame:
+             order: list[str] | None = None, future: pd.DataFrame | None = None, source="--future") -> pd.DataFrame:
     """The forecasts of a checked long history (unique_id, ds, y), the rows in `order` of series (default: as in
-    `history`): what the pyfunc model answers, and what `forecast predict` writes after checking its file."""
-    out = forecaster.predict(horizon, history, levels, quantiles)
+    `history`): what the pyfunc model answers, and what `forecast predict` writes after checking its file. A model
+    with future covariates reads them from `future` (unique_id, ds and those columns)."""
+    out = forecaster.predict(horizon, history, levels, quantiles, future=future, source=source)
     if order is None:
         return out
     rank = pd.Series(np.arange(len(order)), index=order)

@@ -175,11 +175,18 @@ class Run:
         self.client.log_figure(self.run_id, figure, name)
 
     def log_model(self, model_dir: Path, example: pd.DataFrame, output: pd.DataFrame, h: int,
-                  register: str | None = None) -> tuple[str, str | None]:
+                  register: str | None = None, covariates=None) -> tuple[str, str | None]:
         """Log a saved forecaster as an MLflow pyfunc model (models from code: nothing pickled), the package's code
-        inside it; return its URI and, with `register`, the registered version's models:/NAME/VERSION."""
+        inside it; return its URI and, with `register`, the registered version's models:/NAME/VERSION. The
+        signature lists the `covariates` columns (forecast.data.Covariates) the model reads beside the history."""
+        extra = []
+        if covariates is not None:
+            extra = [ColSpec("double", name) for name in covariates.futr + covariates.hist]
+            extra += [ColSpec("string" if not pd.api.types.is_numeric_dtype(example[name]) else "double", name)
+                      for name in covariates.static]
         signature = mlflow.models.ModelSignature(
-            inputs=Schema([ColSpec("string", ID, required=False), ColSpec("string", TIME), ColSpec("double", TARGET)]),
+            inputs=Schema([ColSpec("string", ID, required=False), ColSpec("string", TIME), ColSpec("double", TARGET),
+                           *extra]),
             outputs=Schema([ColSpec(spec.type, spec.name, required=not spec.name.startswith("yhat_"))
                             for spec in mlflow.models.infer_signature(output).inputs.inputs]),
             params=ParamSchema([ParamSpec("horizon", "long", int(h)), ParamSpec("level", "double", [], (-1,)),

@@ -163,7 +163,8 @@ def regularize(df: pd.DataFrame, freq: Frequency, path, fill: str = "error", agg
                             f"series '{df[ID].iloc[i]}'; remove the duplicates or pass --aggregate mean, sum or last")
         if aggregate not in AGGREGATES:
             raise DataError(f"--aggregate {aggregate}: choose one of {', '.join(AGGREGATES)}")
-        df = df.groupby([ID, TIME], sort=False, as_index=False).agg({TARGET: aggregate, "_row": "first"})
+        extra = {c: aggregate if pd.api.types.is_numeric_dtype(df[c]) else "first" for c in _covariates(df)}
+        df = df.groupby([ID, TIME], sort=False, as_index=False).agg({TARGET: aggregate, **extra, "_row": "first"})
         return regularize(df, freq, path, fill, inferred=inferred)
     off = np.flatnonzero(np.abs(pos - np.round(pos)) > 1e-9)
     if len(off):
@@ -183,7 +184,8 @@ def regularize(df: pd.DataFrame, freq: Frequency, path, fill: str = "error", agg
                         f"{describe} of the rest (mixed frequencies); split the file by frequency or give --freq")
     gap = same & (steps > 1)
     missing = df[TARGET].isna().to_numpy()
-    if not (gap.any() or missing.any()):
+    holes = df[_covariates(df)].isna().to_numpy().any(axis=1)
+    if not (gap.any() or missing.any() or holes.any()):
         return df
     if fill == "error":
         if gap.any():
@@ -191,10 +193,20 @@ def regularize(df: pd.DataFrame, freq: Frequency, path, fill: str = "error", agg
             raise DataError(f"{path}: series '{df[ID].iloc[i]}' has {int(gap.sum())} gap(s) at {describe}, the first "
                             f"between {df[TIME].iloc[i - 1]} and {df[TIME].iloc[i]} (row {_row(df['_row'].iloc[i])}); "
                             "fill them with --fill interpolate, ffill or zero, or give the right --freq")
-        i = int(np.flatnonzero(missing)[0])
-        raise DataError(f"{path}: row {_row(df['_row'].iloc[i])}: missing value in series '{df[ID].iloc[i]}' "
-                        f"({int(missing.sum())} in all); fill them with --fill interpolate, ffill or zero")
+        if missing.any():
+            i = int(np.flatnonzero(missing)[0])
+            raise DataError(f"{path}: row {_row(df['_row'].iloc[i])}: missing value in series '{df[ID].iloc[i]}' "
+                            f"({int(missing.sum())} in all); fill them with --fill interpolate, ffill or zero")
+        i = int(np.flatnonzero(holes)[0])
+        name = next(c for c in _covariates(df) if pd.isna(df[c].iloc[i]))
+        raise DataError(f"{path}: row {_row(df['_row'].iloc[i])}: missing value of covariate '{name}' in series "
+                        f"'{df[ID].iloc[i]}'; fill it, or pass --fill interpolate, ffill or zero")
     return _fill_gaps(df, freq, pos.astype(np.int64), fill)
+
+
+def _covariates(df: pd.DataFrame) -> list[str]:
+    """The covariate columns a long frame carries beside unique_id, ds, y."""
+    return [c for c in df.columns if c not in (ID, TIME, TARGET, "_row")]
 
 
 def _trim_missing_ends(df: pd.DataFrame, path) -> pd.DataFrame:
@@ -217,7 +229,8 @@ def _fill_gaps(df: pd.DataFrame, freq: Frequency, pos: np.ndarray, fill: str) ->
     for (uid, part), part_pos in zip(df.groupby(ID, sort=False), np.split(pos, np.cumsum(
             df.groupby(ID, sort=False).size().to_numpy())[:-1])):
         n = int(part_pos[-1] - part_pos[0]) + 1
-        if n == len(part) and part[TARGET].notna().all():
+        extra = _covariates(part)
+        if n == len(part) and part[[TARGET, *extra]].notna().all().all():
             parts.append(part)
             continue
         first = part[TIME].iloc[0]
@@ -227,7 +240,16 @@ def _fill_gaps(df: pd.DataFrame, freq: Frequency, pos: np.ndarray, fill: str) ->
         y[part_pos - part_pos[0]] = part[TARGET].to_numpy()
         rows = np.full(n, -1)
         rows[part_pos - part_pos[0]] = part["_row"].to_numpy()
-        values = pd.Series(y)
-        values = {"interpolate": values.interpolate(), "ffill": values.ffill(), "zero": values.fillna(0.0)}[fill]
-        parts.append(pd.DataFrame({ID: uid, TIME: stamps, TARGET: values.to_numpy(), "_row": rows}))
+        columns = {TARGET: _filled(pd.Series(y), fill)}
+        for name in extra:  # covariates: filled the same way; categories (statics) from their neighbours
+            values = pd.Series(np.full(n, None, dtype=object))
+            values[part_pos - part_pos[0]] = part[name].to_numpy(dtype=object)
+            numeric = pd.api.types.is_numeric_dtype(part[name])
+            columns[name] = _filled(values.astype(float), fill) if numeric else values.ffill().bfill().to_numpy()
+        parts.append(pd.DataFrame({ID: uid, TIME: stamps, **columns, "_row": rows}))
     return pd.concat(parts, ignore_index=True)
+
+
+def _filled(values: pd.Series, fill: str) -> np.ndarray:
+    filled = {"interpolate": values.interpolate(), "ffill": values.ffill(), "zero": values.fillna(0.0)}[fill]
+    return filled.to_numpy()

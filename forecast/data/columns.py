@@ -14,6 +14,60 @@ ID, TIME, TARGET = "unique_id", "ds", "y"
 TIME_NAMES = ("ds", "date", "time", "timestamp", "datetime", "month", "year", "period", "t", "step", "week", "day")
 
 
+RESERVED = (ID, TIME, TARGET, "_row")  # names a covariate cannot take
+
+
+def _names(value) -> tuple[str, ...]:
+    """Column names from "a,b", ["a", "b"] or None."""
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else [n for v in value for n in str(v).split(",")]
+    return tuple(n.strip() for n in items if n.strip())
+
+
+@dataclass(frozen=True)
+class Covariates:
+    """The covariate columns by role, and whether calendar features are added."""
+
+    futr: tuple[str, ...] = ()
+    hist: tuple[str, ...] = ()
+    static: tuple[str, ...] = ()
+    calendar: bool = False
+
+    @classmethod
+    def of(cls, futr=None, hist=None, static=None, calendar=False) -> Covariates:
+        spec = cls(_names(futr), _names(hist), _names(static), bool(calendar))
+        seen: dict[str, str] = {}
+        for role in ("futr", "hist", "static"):
+            for name in getattr(spec, role):
+                if name in seen:
+                    raise DataError(f"column '{name}' is given two roles (--{seen[name]} and --{role}); give it one")
+                seen[name] = role
+        return spec
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.futr + self.hist + self.static
+
+    def __bool__(self) -> bool:
+        return bool(self.columns or self.calendar)
+
+    def params(self) -> dict:
+        """What a run logs: the columns of each role."""
+        return {"covariates_futr": ",".join(self.futr), "covariates_hist": ",".join(self.hist),
+                "covariates_static": ",".join(self.static), "covariates_calendar": self.calendar}
+
+    def check_frame(self, raw: pd.DataFrame, path, taken: tuple[str, ...]) -> None:
+        """Every covariate column is in the file and is not the id, time or target column."""
+        for name in self.columns:
+            if name not in raw.columns:
+                raise DataError(f"{path}: no column '{name}' for the covariates (columns: "
+                                f"{', '.join(map(str, raw.columns))}); check --futr, --hist and --static")
+            if name in taken or name in RESERVED:
+                raise DataError(f"{path}: column '{name}' is the id, time or target column; it cannot also be a "
+                                "covariate")
+
+
 @dataclass(frozen=True)
 class Columns:
     """The user's names for the series id, time and target columns (id is None for a single series)."""
@@ -113,8 +167,9 @@ def _detect_time_col(raw: pd.DataFrame, path, candidates: list[str]) -> str:
     raise DataError(f"{path}: ambiguous time column, candidates {', '.join(dates)}; name one with --time-col")
 
 
-def to_long(raw: pd.DataFrame, columns: Columns, path) -> pd.DataFrame:
-    """The user's frame as a long frame (unique_id: str, ds: datetime or int, y: float), sorted."""
+def to_long(raw: pd.DataFrame, columns: Columns, path, numeric=(), other=()) -> pd.DataFrame:
+    """The user's frame as a long frame (unique_id: str, ds: datetime or int, y: float), sorted, with the
+    covariate columns `numeric` (numbers: text is refused, naming its row) and `other` (kept as they are)."""
     time = raw[columns.time_col]
     ds = _parse_dates(time)
     if ds is None:
@@ -141,9 +196,35 @@ def to_long(raw: pd.DataFrame, columns: Columns, path) -> pd.DataFrame:
         first = int(np.flatnonzero(np.isinf(y.to_numpy(float)))[0])
         raise DataError(f"{path}: row {_row(first)}: infinite value in column '{columns.target_col}'; "
                         "fix or remove the row")
-    uid = raw[columns.id_col].astype(str) if columns.id_col else pd.Series(columns.target_col, index=raw.index)
-    df = pd.DataFrame({ID: uid.to_numpy(dtype=object), TIME: ds.to_numpy(), TARGET: y.to_numpy(float)})
-    df[ID] = df[ID].astype(object)
+    if columns.id_col:
+        uid = raw[columns.id_col]
+        strings = pd.api.types.is_string_dtype(uid) and uid.notna().all()
+        uid = uid.to_numpy(dtype=object) if strings else uid.astype(str).to_numpy(dtype=object)
+    else:
+        uid = np.full(len(raw), columns.target_col, dtype=object)
+    df = pd.DataFrame({ID: pd.Series(uid, dtype=object), TIME: ds.to_numpy(), TARGET: y.to_numpy(float)})
+    for name in numeric:
+        values = pd.to_numeric(raw[name], errors="coerce")
+        bad = values.isna() & raw[name].notna()
+        if bad.any():
+            first = bad.idxmax()
+            raise DataError(f"{path}: row {_row(first)}: '{raw[name].iloc[first]}' in covariate column '{name}' is "
+                            "not a number; fix the value (a category belongs in --static)")
+        df[name] = values.to_numpy(float)
+    for name in other:
+        df[name] = raw[name].to_numpy()
     df["_row"] = raw.index.to_numpy()
-    df = df.sort_values([ID, TIME], kind="stable").reset_index(drop=True)
+    if not _sorted(uid, df[TIME].to_numpy()):
+        df = df.sort_values([ID, TIME], kind="stable").reset_index(drop=True)
     return df
+
+
+def _sorted(ids: np.ndarray, times: np.ndarray) -> bool:
+    """Whether the rows are already in (id, time) order, as files written by id mostly are: no sort needed."""
+    if len(ids) < 2:
+        return True
+    try:
+        same = ids[1:] == ids[:-1]
+        return bool(np.all((ids[1:] > ids[:-1]) | (same & (times[1:] >= times[:-1]))))
+    except TypeError:  # ids of mixed kinds: let the sort decide
+        return False

@@ -51,6 +51,7 @@ class AutoRegressive(Forecaster):
 
     name = "ar"
     Config = ARConfig
+    covariate_roles = ("futr", "calendar")  # regressors at each step: known in advance
 
     def _max_lags(self) -> int:
         return self.config.max_lags or max(2 * self.freq_.season, 8)
@@ -73,29 +74,45 @@ class AutoRegressive(Forecaster):
         stacked = Stacked([transforms[i] for i in picked])
         return stacked, stacked.transform(y, 0)
 
-    def _fit_all(self, series, transforms) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, np.ndarray]:
-        """(d, params [const, φ1..φτ], τ first tried, σ) of every series."""
+    def _exog(self, ids, start: int, stop: int) -> np.ndarray | None:
+        """(k, stop - start, E) the future-known covariates (forecast.models.base: `covs_`) of the series `ids` at
+        the positions start..stop - 1; None without covariates."""
+        if not self._exogenous():
+            return None
+        covs, index = self.covs_, self.encoder_.future_index
+        return np.stack([covs[uid][0][start:stop, index] for uid in ids]).reshape(len(ids), stop - start, len(index))
+
+    def _exogenous(self) -> bool:
+        encoder = getattr(self, "encoder_", None)
+        return encoder is not None and encoder.future_dim > 0 and getattr(self, "covs_", None) is not None
+
+    def _fit_all(self, ids, series, transforms):
+        """(d, params [const, φ1..φτ], τ first tried, σ, the covariates' coefficients) of every series."""
         count = len(series)
         diffs, firsts, sigmas, params = np.zeros(count, int), np.zeros(count, int), np.zeros(count), [None] * count
+        betas = [None] * count
         for n, picked in by_length(series).items():
             _, z = self._z(transforms, series, picked, n)
+            exog = self._exog([ids[i] for i in picked], 0, n)
             d = choose_diffs(z) if self.config.diff is None else np.full(len(picked), min(self.config.diff,
                                                                                           max(n - 1, 0)))
             for value in np.unique(d):
                 rows = picked[d == value]
-                tau, fitted, first, sigma = fit_rows(np.diff(z[d == value], n=value, axis=1), self.config.lags,
-                                                     self._max_lags(), self.config.ic)
+                regressors = None if exog is None else np.diff(exog[d == value], n=value, axis=1)
+                tau, fitted, first, sigma, beta = fit_rows(np.diff(z[d == value], n=value, axis=1), self.config.lags,
+                                                           self._max_lags(), self.config.ic, regressors)
                 diffs[rows], firsts[rows], sigmas[rows] = value, first, sigma
-                for i, t, p in zip(rows, tau, fitted):
-                    params[i] = p[:t + 1]
-        return diffs, params, firsts, sigmas
+                for i, t, p, b in zip(rows, tau, fitted, beta):
+                    params[i], betas[i] = p[:t + 1], b
+        return diffs, params, firsts, sigmas, betas
 
     def _fit(self, ids, series, h):
-        diffs, params, firsts, sigmas = self._fit_all(series, self._transforms(series))
+        diffs, params, firsts, sigmas, betas = self._fit_all(ids, series, self._transforms(series))
         self.params_ = dict(zip(ids, params))
         self.diffs_ = dict(zip(ids, diffs.tolist()))
         self.first_ = dict(zip(ids, firsts.tolist()))
         self.sigmas_ = dict(zip(ids, sigmas.tolist()))
+        self.betas_ = dict(zip(ids, betas)) if self._exogenous() else {}
         self.unseen_ = []
         self.calibration_ = self._calibrate(ids, series, h) if getattr(self, "intervals", True) else None
 
@@ -107,11 +124,16 @@ class AutoRegressive(Forecaster):
             row[:len(p)] = p
         return out
 
-    @staticmethod
-    def _path_rows(z: np.ndarray, d: int, params: np.ndarray, sigma: np.ndarray, h: int):
+    def _path_rows(self, ids, z: np.ndarray, d: int, params: np.ndarray, sigma: np.ndarray, h: int, betas=None):
         """(forecast paths (S, h), their standard deviations (S, h): σ² Σ ψ²) in the transformed space of the
-        series `z` (S, n), differenced d times, AR `params` (S, T + 1)."""
-        path = recurse_rows(params, np.diff(z, n=d, axis=1), h)
+        series `ids`, `z` (S, n), differenced d times, AR `params` (S, T + 1) and the covariates' coefficients
+        `betas` (S, E) (their values at the h steps after the history from `covs_`)."""
+        effect = None
+        if betas is not None:
+            n = z.shape[1]
+            ahead = self._exog(ids, max(n - d, 0), n + h)  # (S, d + h, E): the last d known for the differences
+            effect = np.einsum("she,se->sh", np.diff(ahead, n=d, axis=1), betas)
+        path = recurse_rows(params, np.diff(z, n=d, axis=1), h, effect)
         if d:
             path = z[:, -1:] + np.cumsum(path, axis=1)
         psi = psi_rows(params[:, 1:], np.full(len(z), d), h)
@@ -130,12 +152,15 @@ class AutoRegressive(Forecaster):
             keys = np.array([(self.diffs_[ids[i]], len(self.params_[ids[i]]) - 1) for i in picked]).reshape(-1, 2)
             for n, group in by_length(histories).items():
                 stacked, z = self._z(transforms, histories, group, n)
+                exog = self._exog([ids[picked[r]] for r in group], 0, n)
                 for d, lags in np.unique(keys[group], axis=0):
                     sel = np.all(keys[group] == (d, lags), axis=1)
                     rows = group[sel]
-                    _, params, _, sigma = fit_rows(np.diff(z[sel], n=d, axis=1), int(lags), int(lags),
-                                                   self.config.ic)
-                    path, sd = self._path_rows(z[sel], int(d), params, sigma, steps)
+                    regressors = None if exog is None else np.diff(exog[sel], n=d, axis=1)
+                    _, params, _, sigma, beta = fit_rows(np.diff(z[sel], n=d, axis=1), int(lags), int(lags),
+                                                         self.config.ic, regressors)
+                    path, sd = self._path_rows([ids[picked[r]] for r in rows], z[sel], int(d), params, sigma, steps,
+                                               None if exog is None else beta)
                     actual = np.array([series[picked[r]][n:] for r in rows], float).reshape(len(rows), steps)
                     if stacked is not None:
                         actual = Stacked([transforms[r] for r in rows]).transform(actual)
@@ -158,12 +183,14 @@ class AutoRegressive(Forecaster):
         diffs = np.array([self.diffs_.get(uid, 0) for uid in ids], int)
         params = [self.params_.get(uid) for uid in ids]
         sigmas = np.array([self.sigmas_.get(uid, 0.0) for uid in ids], float)
+        exogenous = self._exogenous()
+        betas = [getattr(self, "betas_", {}).get(uid) for uid in ids]
         if unseen:
-            fitted = self._fit_all([series[i] for i in unseen], [transforms[i] for i in unseen]
-                                   if transforms is not None else None)
+            fitted = self._fit_all([ids[i] for i in unseen], [series[i] for i in unseen],
+                                   [transforms[i] for i in unseen] if transforms is not None else None)
             diffs[unseen], sigmas[unseen] = fitted[0], fitted[3]
-            for i, p in zip(unseen, fitted[1]):
-                params[i] = p
+            for i, p, b in zip(unseen, fitted[1], fitted[4]):
+                params[i], betas[i] = p, b
         points = np.empty((len(series), h))
         bands = np.empty((len(series), h, spread.shape[1])) if spread is not None else None
         for n, picked in by_length(series).items():
@@ -171,7 +198,9 @@ class AutoRegressive(Forecaster):
             for d in np.unique(diffs[picked]):
                 sel = diffs[picked] == d
                 rows = picked[sel]
-                path, sd = self._path_rows(z[sel], int(d), self._padded([params[i] for i in rows]), sigmas[rows], h)
+                path, sd = self._path_rows([ids[i] for i in rows], z[sel], int(d),
+                                           self._padded([params[i] for i in rows]), sigmas[rows], h,
+                                           np.stack([betas[i] for i in rows]) if exogenous else None)
                 back = Stacked([transforms[i] for i in rows]).inverse if transforms is not None else np.asarray
                 points[rows] = back(path)
                 if spread is not None:
@@ -204,7 +233,8 @@ class AutoRegressive(Forecaster):
     def _state(self, path):
         calibration = getattr(self, "calibration_", None)
         return {"params": {uid: p.tolist() for uid, p in self.params_.items()}, "diffs": self.diffs_,
-                "sigmas": self.sigmas_, "calibration": calibration.to_dict() if calibration is not None else None}
+                "sigmas": self.sigmas_, "calibration": calibration.to_dict() if calibration is not None else None,
+                "betas": {uid: np.asarray(b).tolist() for uid, b in getattr(self, "betas_", {}).items()}}
 
     def _restore(self, path, state):
         self.params_ = {str(uid): np.asarray(p, dtype=float) for uid, p in state["params"].items()}
@@ -213,4 +243,5 @@ class AutoRegressive(Forecaster):
         self.sigmas_ = {str(uid): float(v) for uid, v in state.get("sigmas", {}).items()}
         self.calibration_ = Calibration.from_dict(state["calibration"]) if state.get("calibration") else None
         self.first_ = {uid: len(p) - 1 for uid, p in self.params_.items()}
+        self.betas_ = {str(uid): np.asarray(b, dtype=float) for uid, b in state.get("betas", {}).items()}
         self.unseen_ = []

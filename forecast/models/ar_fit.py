@@ -18,14 +18,18 @@ KPSS_CRITICAL = [0.347, 0.463, 0.574, 0.739]  # statsmodels' table for regressio
 KPSS_P = [0.10, 0.05, 0.025, 0.01]
 
 
-def lag_matrix(y: np.ndarray, lags: int, hold_back: int) -> tuple[np.ndarray, np.ndarray]:
-    """(target y_t, regressors [1, y_{t-1}, .., y_{t-lags}]) for t from `hold_back` on, as statsmodels' AutoReg;
-    for a matrix `y` (S, n), the same per row: (S, n - hold_back) and (S, n - hold_back, lags + 1)."""
+def lag_matrix(y: np.ndarray, lags: int, hold_back: int, exog: np.ndarray | None = None):
+    """(target y_t, regressors [1, x_t, y_{t-1}, .., y_{t-lags}]) for t from `hold_back` on, as statsmodels' AutoReg
+    (x_t: the exogenous regressors `exog` (n, E) at t, when given); for a matrix `y` (S, n) and `exog` (S, n, E),
+    the same per row: (S, n - hold_back) and (S, n - hold_back, 1 + E + lags)."""
     y = np.asarray(y, float)
     n = y.shape[-1]
-    x = np.ones((*y.shape[:-1], n - hold_back, lags + 1))
+    e = 0 if exog is None else exog.shape[-1]
+    x = np.ones((*y.shape[:-1], n - hold_back, 1 + e + lags))
+    if e:
+        x[..., 1:1 + e] = exog[..., hold_back:, :]
     for i in range(1, lags + 1):
-        x[..., i] = y[..., hold_back - i:n - i]
+        x[..., e + i] = y[..., hold_back - i:n - i]
     return y[..., hold_back:], x
 
 
@@ -77,23 +81,26 @@ def choose_diff(z: np.ndarray) -> int:
     return int(choose_diffs(np.asarray(z, float)[None])[0])
 
 
-def select_orders(y: np.ndarray, top: int, ic: str) -> np.ndarray:
+def select_orders(y: np.ndarray, top: int, ic: str, exog: np.ndarray | None = None) -> np.ndarray:
     """(S,) τ in 0..top minimising the information criterion on the common sample y[top:] of each row of `y`
     (S, n), exactly as statsmodels' `ar_select_order(y, top, ic, trend="c")` ranks them, from one QR factorisation
-    per row (the nested fits' residual sums of squares); -1 where the lag matrix is degenerate."""
-    target, x = lag_matrix(y, top, top)
+    per row (the nested fits' residual sums of squares); every candidate has the regressors `exog` (S, n, E);
+    -1 where the lag matrix is degenerate."""
+    target, x = lag_matrix(y, top, top, exog)
     rows, nobs = target.shape
-    if nobs <= top + 1:
+    e = x.shape[-1] - 1 - top
+    if nobs <= top + 1 + e:
         return np.full(rows, -1)
     q, r = np.linalg.qr(x)
     diag = np.abs(np.diagonal(r, axis1=1, axis2=2))
     degenerate = np.any(diag < 1e-10 * np.maximum(1.0, np.abs(r).max(axis=(1, 2)))[:, None], axis=1)
     b = np.einsum("snk,sn->sk", q, target)
-    ssr = np.einsum("sn,sn->s", target, target)[:, None] - np.cumsum(b ** 2, axis=1)  # const, lags 1..k
+    # the SSR with the first 1 + E + k columns: the constant, the regressors, lags 1..k
+    ssr = np.einsum("sn,sn->s", target, target)[:, None] - np.cumsum(b ** 2, axis=1)[:, e:]
     bad = degenerate | np.any(ssr <= 0, axis=1) | ~np.all(np.isfinite(ssr), axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         llf = -nobs * (np.log(2 * np.pi * ssr / nobs) + 1) / 2
-    k = np.arange(top + 1) + 1.0  # parameters with the constant
+    k = np.arange(top + 1) + 1.0 + e  # parameters with the constant and the regressors
     penalty = {"aic": 2 * k, "bic": np.log(nobs) * k, "hqic": 2 * np.log(np.log(nobs)) * k}[ic]
     tau = np.argmin(np.where(bad[:, None], 0.0, -2 * llf + penalty), axis=1)
     return np.where(bad, -1, tau)
@@ -105,28 +112,34 @@ def select_order(y: np.ndarray, top: int, ic: str) -> int | None:
     return None if tau < 0 else tau
 
 
-def ols_ar(y: np.ndarray, lags: int) -> tuple[np.ndarray, float]:
-    """([const, φ1..φτ], σ² = SSR / nobs) of AR(τ) with a constant by least squares: statsmodels'
-    `AutoReg(y, lags, trend="c").fit()` without its ~4 ms of set-up per series."""
-    target, x = lag_matrix(y, lags, lags)
+def ols_ar(y: np.ndarray, lags: int, exog: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """([const, x's coefficients, φ1..φτ], σ² = SSR / nobs) of AR(τ) with a constant (and the regressors `exog`
+    (n, E)) by least squares: statsmodels' `AutoReg(y, lags, trend="c", exog=exog).fit()` without its ~4 ms of
+    set-up per series."""
+    target, x = lag_matrix(y, lags, lags, exog)
     params, *_ = np.linalg.lstsq(x, target, rcond=None)
     resid = target - x @ params
     return params, float(resid @ resid / len(target))
 
 
-def ols_rows(y: np.ndarray, lags: int) -> tuple[np.ndarray, np.ndarray]:
-    """`ols_ar` of each row of `y` (S, n): (S, lags + 1) parameters and (S,) σ²; by QR, and by `ols_ar`'s least
-    squares for the rows whose lag matrix is (nearly) singular."""
-    target, x = lag_matrix(y, lags, lags)
+def ols_rows(y: np.ndarray, lags: int, exog: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`ols_ar` of each row of `y` (S, n) (`exog` (S, n, E)): (S, 1 + E + lags) parameters and (S,) σ²; by QR, and
+    by `ols_ar`'s least squares for the rows whose lag matrix is (nearly) singular."""
+    target, x = lag_matrix(y, lags, lags, exog)
+    width = x.shape[-1]
     q, r = np.linalg.qr(x)
     diag = np.abs(np.diagonal(r, axis1=1, axis2=2))
     singular = np.any(diag < 1e-10 * np.maximum(1.0, np.abs(r).max(axis=(1, 2)))[:, None], axis=1)
-    r[singular] = np.eye(lags + 1)  # solved apart below
-    params = np.linalg.solve(r, np.einsum("snk,sn->sk", q, target)[..., None])[..., 0]
+    singular |= diag.shape[1] < width  # fewer observations than parameters
+    if singular.any():
+        r = r.copy()
+        r[singular] = np.eye(r.shape[1], width)  # solved apart below
+    params = np.linalg.solve(r[:, :width, :], np.einsum("snk,sn->sk", q, target)[..., None])[..., 0] \
+        if r.shape[1] >= width else np.zeros((len(y), width))
     resid = target - np.einsum("snk,sk->sn", x, params)
-    sigma2 = np.einsum("sn,sn->s", resid, resid) / target.shape[1]
+    sigma2 = np.einsum("sn,sn->s", resid, resid) / max(target.shape[1], 1)
     for i in np.flatnonzero(singular):
-        params[i], sigma2[i] = ols_ar(y[i], lags)
+        params[i], sigma2[i] = ols_ar(y[i], lags, None if exog is None else exog[i])
     return params, sigma2
 
 
@@ -152,39 +165,46 @@ def max_order(n: int) -> int:
     return max(0, (n - 2) // 2)
 
 
-def fit_rows(y: np.ndarray, lags: int | None, max_lags: int, ic: str):
-    """AR(τ) with a constant for each row of `y` (S, n): (τ (S,), parameters (S, T + 1) [const, φ1..φτ] padded
-    with zeros to the largest τ, the τ first tried (S,), the residual standard deviation σ (S,)); τ steps down
-    while a fit is explosive or the series too short for it; fewer than 3 points give τ = 0, the mean."""
+def fit_rows(y: np.ndarray, lags: int | None, max_lags: int, ic: str, exog: np.ndarray | None = None):
+    """AR(τ) with a constant for each row of `y` (S, n), with the regressors `exog` (S, n, E) when given: (τ (S,),
+    parameters (S, T + 1) [const, φ1..φτ] padded with zeros to the largest τ, the τ first tried (S,), the residual
+    standard deviation σ (S,), the regressors' coefficients (S, E)); τ steps down while a fit is explosive or the
+    series too short for it; fewer than 3 points give τ = 0, the mean (without regressors)."""
     y = np.asarray(y, float)
     rows, n = y.shape
+    e = 0 if exog is None else exog.shape[-1]
     if lags is not None:
         tau = np.full(rows, int(lags))
     else:
-        top = max(0, min(max_lags, n // 3))
-        tau = select_orders(y, top, ic) if top else np.zeros(rows, int)
+        top = max(0, min(max_lags, (n - e) // 3))
+        tau = select_orders(y, top, ic, exog) if top else np.zeros(rows, int)
         for i in np.flatnonzero(tau < 0):  # a degenerate lag matrix: statsmodels' own search
-            tau[i] = _statsmodels_order(y[i], top, ic)
+            tau[i] = _statsmodels_order(y[i], top, ic) if not e else 0
     first = tau.copy()
-    tau = np.minimum(tau, max_order(n))
+    tau = np.minimum(tau, max_order(n - e))
     params = np.zeros((rows, int(tau.max(initial=0)) + 1))
-    sigma = np.zeros(rows)
+    sigma, beta = np.zeros(rows), np.zeros((rows, e))
     pending = tau > 0
     while pending.any():
         for t in np.unique(tau[pending]):
             picked = np.flatnonzero(pending & (tau == t))
-            fitted, sigma2 = ols_rows(y[picked], int(t))
-            ok = stationary_rows(fitted[:, 1:])
-            params[picked[ok], :t + 1] = fitted[ok]
+            fitted, sigma2 = ols_rows(y[picked], int(t), None if exog is None else exog[picked])
+            ok = stationary_rows(fitted[:, 1 + e:])
+            params[picked[ok], 0] = fitted[ok, 0]
+            params[picked[ok], 1:t + 1] = fitted[ok, 1 + e:]
+            beta[picked[ok]] = fitted[ok, 1:1 + e]
             sigma[picked[ok]] = np.sqrt(sigma2[ok])
             pending[picked[ok]] = False
             tau[picked[~ok]] -= 1
         pending &= tau > 0
-    mean = tau == 0
-    if n:
+    mean = np.flatnonzero(tau == 0)
+    if e and n > e + 1 and len(mean):  # the constant and the regressors alone
+        fitted, sigma2 = ols_rows(y[mean], 0, exog[mean])
+        params[mean, 0], beta[mean], sigma[mean] = fitted[:, 0], fitted[:, 1:], np.sqrt(sigma2)
+    elif n and len(mean):
         params[mean, 0] = y[mean].mean(axis=1)
         sigma[mean] = y[mean].std(axis=1, ddof=1) if n > 1 else 0.0
-    return tau, params, first, sigma
+    return tau, params, first, sigma, beta
 
 
 def _statsmodels_order(y: np.ndarray, top: int, ic: str) -> int:
@@ -198,7 +218,7 @@ def _statsmodels_order(y: np.ndarray, top: int, ic: str) -> int:
 
 def fit_series(y: np.ndarray, lags: int | None, max_lags: int, ic: str) -> tuple[int, np.ndarray, int, float]:
     """`fit_rows` of one series: (τ, [const, φ1..φτ], the τ first tried, σ)."""
-    tau, params, first, sigma = fit_rows(np.asarray(y, float)[None], lags, max_lags, ic)
+    tau, params, first, sigma, _ = fit_rows(np.asarray(y, float)[None], lags, max_lags, ic)
     return int(tau[0]), params[0, :tau[0] + 1], int(first[0]), float(sigma[0])
 
 
@@ -219,9 +239,10 @@ def psi_weights(phi: np.ndarray, d: int, h: int) -> np.ndarray:
     return psi_rows(np.asarray(phi, float)[None], np.array([d]), h)[0]
 
 
-def recurse_rows(params: np.ndarray, history: np.ndarray, h: int) -> np.ndarray:
-    """(S, h) forecasts of y_t = c + Σ φ_i y_{t-i} from the end of each row of `history` (S, n), `params` (S, T + 1)
-    (rows shorter than T are taken as repeating their first value before it)."""
+def recurse_rows(params: np.ndarray, history: np.ndarray, h: int, effect: np.ndarray | None = None) -> np.ndarray:
+    """(S, h) forecasts of y_t = c + Σ φ_i y_{t-i} (+ effect_t, the regressors' part at each future step (S, h))
+    from the end of each row of `history` (S, n), `params` (S, T + 1) (rows shorter than T are taken as repeating
+    their first value before it)."""
     const, phi = params[:, 0], params[:, 1:]
     rows, tau = phi.shape
     past = np.asarray(history, float)
@@ -231,7 +252,7 @@ def recurse_rows(params: np.ndarray, history: np.ndarray, h: int) -> np.ndarray:
     buf = np.concatenate([past[:, past.shape[1] - tau:], np.empty((rows, h))], axis=1)
     for step in range(h):
         window = buf[:, step:tau + step][:, ::-1]  # y_{t-1}, .., y_{t-τ}
-        buf[:, tau + step] = const + np.einsum("si,si->s", phi, window)
+        buf[:, tau + step] = const + np.einsum("si,si->s", phi, window) + (0.0 if effect is None else effect[:, step])
     return buf[:, tau:]
 
 

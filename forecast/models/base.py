@@ -10,11 +10,12 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from forecast.data import Frequency, future_frame, series_arrays
-from forecast.errors import ModelError
+from forecast.covariates import CovariateEncoder, check_future, refuse
+from forecast.data import NO_COVARIATES, Covariates, Frequency, future_frame, series_arrays
+from forecast.errors import DataError, ModelError
 from forecast.intervals import check_levels, check_quantiles, probabilities, to_columns
 
-FORMAT = 2  # 2: prediction intervals (models saved as format 1 give point forecasts only)
+FORMAT = 3  # 2: prediction intervals (models saved as format 1 give point forecasts only); 3: covariates
 CONFIG_FILE = "forecaster.json"
 
 
@@ -37,27 +38,64 @@ class Forecaster:
     `_fit(ids, series, h)` learns from a list of 1-D arrays; `_forecast(ids, series, h)` returns an (S, h)
     matrix of forecasts following each given history; `_bands(ids, series, h, probs)` returns those forecasts and
     their quantiles (S, h, P) at the probabilities `probs`. Fitted state ends in `_`.
+
+    A model fitted with covariates (`covariate_roles`: the roles it can use) finds them, during `_fit` and each
+    `predict`, in `covs_`: per series id its covariates (n + f, P) over its history and the f future steps given
+    (forecast.covariates.CovariateEncoder.past; the future rows hold the future-known columns `future_index`) and
+    its statics (C,).
     """
 
     name: ClassVar[str]
     Config: ClassVar[type]
+    covariate_roles: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config=None, **params):
         self.config = config if config is not None else build_config(self.Config, params, self.name)
 
-    def fit(self, df: pd.DataFrame, freq: Frequency, h: int, on_epoch=None) -> Forecaster:
-        """Fit on the long frame `df` to forecast `h` steps; `on_epoch(epoch, metrics)` for the nets."""
+    def fit(self, df: pd.DataFrame, freq: Frequency, h: int, on_epoch=None,
+            covariates: Covariates = NO_COVARIATES) -> Forecaster:
+        """Fit on the long frame `df` to forecast `h` steps, reading the `covariates` columns of `df`;
+        `on_epoch(epoch, metrics)` for the nets."""
         self.freq_ = freq
         self.on_epoch_ = on_epoch
         self.h_ = int(h)
+        self.encoder_ = None
+        if covariates:
+            refuse(self.name, covariates, self.covariate_roles)
+            self.encoder_ = CovariateEncoder.fit(df, covariates, freq)
         ids, series = series_arrays(df)
+        self._set_covariates(ids, df)
         self._fit(ids, series, self.h_)
         self.history_ = df
         return self
 
-    def predict(self, h: int | None = None, df: pd.DataFrame | None = None, levels=(), quantiles=()) -> pd.DataFrame:
+    @property
+    def covariates(self) -> Covariates:
+        encoder = getattr(self, "encoder_", None)
+        return encoder.spec if encoder is not None else NO_COVARIATES
+
+    def _set_covariates(self, ids, df: pd.DataFrame, future: pd.DataFrame | None = None, h: int = 0) -> None:
+        """`covs_` for the series of `df` and, with `future` (their next h rows), their future covariates."""
+        encoder = getattr(self, "encoder_", None)
+        if encoder is None:
+            self.covs_ = None
+            return
+        past, static = encoder.past(df), encoder.static(df)
+        if future is not None:
+            ahead = encoder.future(future, h)  # (h, F) per series
+            index = encoder.future_index
+            for i, rows in enumerate(ahead):
+                extended = np.zeros((h, encoder.past_dim))
+                extended[:, index] = rows
+                past[i] = np.concatenate([past[i], extended])
+        self.covs_ = {uid: (p, s) for uid, p, s in zip(ids, past, static)}
+
+    def predict(self, h: int | None = None, df: pd.DataFrame | None = None, levels=(), quantiles=(),
+                future: pd.DataFrame | None = None, source="--future") -> pd.DataFrame:
         """Forecast `h` steps (default: the horizon fitted for) past the end of every series in `df`; with `levels`
-        (percent) the columns yhat_lo_L and yhat_hi_L, with `quantiles` (probabilities) yhat_qN."""
+        (percent) the columns yhat_lo_L and yhat_hi_L, with `quantiles` (probabilities) yhat_qN. A model fitted with
+        future covariates reads their values over the h steps from `future` (unique_id, ds and those columns;
+        `source` names it in errors)."""
         if not hasattr(self, "freq_"):
             raise ModelError(f"model '{self.name}' is not fitted; call fit() first")
         if df is None:
@@ -69,6 +107,13 @@ class Forecaster:
             raise ModelError(f"horizon {h}: must be at least 1")
         levels, quantiles = check_levels(levels), check_quantiles(quantiles)
         ids, series = series_arrays(df)
+        if getattr(self, "encoder_", None) is not None:
+            steps = self.future_steps(h)
+            self._set_covariates(ids, df, check_future(future, df, self.encoder_.spec, self.freq_, steps, source),
+                                 steps)
+        elif future is not None:
+            raise DataError(f"{source}: model '{self.name}' was trained without covariates; leave out the future "
+                            "covariates")
         if not (levels or quantiles):
             yhat = np.asarray(self._forecast(ids, series, h), dtype=float)  # (S, h)
             return future_frame(df, self.freq_, h, ids, yhat)
@@ -81,6 +126,10 @@ class Forecaster:
         for name, values in to_columns(np.asarray(yhat, float), bands, probs, levels, quantiles).items():
             frame[name] = values.reshape(-1)
         return frame
+
+    def future_steps(self, h: int) -> int:
+        """The steps ahead whose future covariates forecasting h steps reads."""
+        return h
 
     def _bands(self, ids, series, h, probs) -> tuple[np.ndarray, np.ndarray]:
         raise ModelError(f"model '{self.name}' gives no prediction intervals")
@@ -103,8 +152,11 @@ class Forecaster:
     def save(self, path: str | Path, extra: dict | None = None) -> Path:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        doc = {"format": FORMAT, "model": self.name, "config": asdict(self.config), "h": self.h_,
+        covariates = getattr(self, "encoder_", None) is not None
+        doc = {"format": FORMAT if covariates else 2, "model": self.name, "config": asdict(self.config), "h": self.h_,
                "freq": self.freq_.to_dict(), "state": self._state(path), "extra": extra or {}}
+        if covariates:  # readers before format 3 refuse the model rather than ignore its covariates
+            doc["covariates"] = self.encoder_.to_dict()
         (path / CONFIG_FILE).write_text(json.dumps(doc, indent=2, default=str))
         return path
 
@@ -115,6 +167,7 @@ class Forecaster:
         model.h_ = int(doc["h"])
         model.meta_ = dict(doc.get("extra") or {})
         model.intervals_ = int(doc.get("format", 1)) >= 2
+        model.encoder_ = CovariateEncoder.from_dict(doc["covariates"], model.freq_) if doc.get("covariates") else None
         model._restore(path, doc.get("state", {}))
         return model
 

@@ -13,12 +13,14 @@ PRIOR_WEIGHT = 0.5  # when no series is long enough to choose on: the weight mos
 PARTNERS = ("ar", "none")
 
 
-def fit_partner(ids, series, freq, h):
-    """An AR(τ) per series (forecast.models.ar), fitted as `forecast train --model ar` fits it."""
+def fit_partner(ids, series, freq, h, net=None):
+    """An AR(τ) per series (forecast.models.ar), fitted as `forecast train --model ar` fits it, with the future-known
+    covariates of `net` (the model it partners) as regressors."""
     from forecast.models.ar import AutoRegressive
 
     partner = AutoRegressive()
     partner.freq_, partner.h_ = freq, h
+    partner.encoder_, partner.covs_ = getattr(net, "encoder_", None), getattr(net, "covs_", None)
     partner.intervals = False  # the net calibrates the combination's intervals itself
     partner._fit(list(ids), list(series), h)
     return partner

@@ -1,5 +1,10 @@
 """The networks in PyTorch: a stacked RNN, LSTM or GRU over a hidden state H_t, and a Transformer encoder; each maps
-a transformed lookback window (B, L) to all h future values at once (B, h), relative to the window's last value."""
+a transformed lookback window (B, L) to all h future values at once (B, h), relative to the window's last value.
+
+With covariates (forecast.covariates) a window is one packed row per example, [y (L) | past covariates (L x P) |
+future covariates (h x F) | statics (C)] (`Layout`): the past covariates and the statics are extra input channels
+at every step of the window, the future ones go with the last hidden state (the Transformer's flattened encoding)
+into the output head, so each forecast step sees the covariates of the step it forecasts."""
 
 from __future__ import annotations
 
@@ -11,6 +16,33 @@ from torch import nn
 from forecast.errors import ModelError
 
 
+class Layout:
+    """Where the parts of a packed window lie: the lookback L, the horizon h, and the widths of the past covariates
+    P, the future covariates F and the statics C (all 0 without covariates: the window is y alone)."""
+
+    def __init__(self, lookback: int, h: int, past: int = 0, future: int = 0, static: int = 0):
+        self.lookback, self.h, self.past, self.future, self.static = lookback, h, past, future, static
+        self.width = lookback * (1 + past) + h * future + static
+
+    def unpack(self, x: torch.Tensor):
+        """(y (B, L), past (B, L, P), future (B, h, F), statics (B, C)) of packed windows x (B, width)."""
+        L, cut = self.lookback, self.lookback * (1 + self.past)
+        y = x[:, :L]
+        past = x[:, L:cut].reshape(len(x), L, self.past)
+        future = x[:, cut:cut + self.h * self.future].reshape(len(x), self.h, self.future)
+        return y, past, future, x[:, cut + self.h * self.future:]
+
+    def inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(the level: the window's last value (B, 1), the input channels at every step (B, L, 1 + P + C), the
+        future covariates flattened (B, h x F))."""
+        y, past, future, static = self.unpack(x)
+        level = y[:, -1:]
+        channels = [(y - level).unsqueeze(-1), past]
+        if self.static:
+            channels.append(static.unsqueeze(1).expand(-1, self.lookback, -1))
+        return level, torch.cat(channels, dim=-1), future.flatten(1)
+
+
 def _detach(state):
     return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
 
@@ -18,15 +50,22 @@ def _detach(state):
 class RecurrentNet(nn.Module):
     """A stacked RNN, LSTM or GRU whose last hidden state H_T is mapped to the h forecasts."""
 
-    def __init__(self, cell: str, lookback: int, h: int, hidden_size: int, layers: int, dropout: float):
+    def __init__(self, cell: str, lookback: int, h: int, hidden_size: int, layers: int, dropout: float,
+                 layout: Layout | None = None):
         super().__init__()
-        self.rnn = getattr(nn, cell.upper())(input_size=1, hidden_size=hidden_size, num_layers=layers,
+        self.layout = layout or Layout(lookback, h)
+        self.lookback = lookback
+        channels = 1 + self.layout.past + self.layout.static
+        self.rnn = getattr(nn, cell.upper())(input_size=channels, hidden_size=hidden_size, num_layers=layers,
                                              dropout=dropout if layers > 1 else 0.0, batch_first=True)
-        self.head = nn.Linear(hidden_size, h)
+        self.head = nn.Linear(hidden_size + h * self.layout.future, h)
+
+    def _head(self, last: torch.Tensor, future: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.cat([last, future], dim=1) if self.layout.future else last) + level  # (B, h)
 
     def forward(self, x: torch.Tensor, tbptt: int | None = None) -> torch.Tensor:
-        level = x[:, -1:]  # (B, 1): forecasts are learned relative to the window's last value
-        x = (x - level).unsqueeze(-1)  # (B, L, 1)
+        # forecasts are learned relative to the window's last value, the level (B, 1)
+        level, x, future = self.layout.inputs(x)  # x: (B, L, channels)
         steps = x.shape[1]
         if tbptt and tbptt < steps:
             # chunks aligned to the end of the window: gradients reach back only through the last chunk
@@ -39,13 +78,12 @@ class RecurrentNet(nn.Module):
             out, _ = self.rnn(chunks[-1], state)  # (B, K, H)
         else:
             out, _ = self.rnn(x)  # (B, L, H)
-        return self.head(out[:, -1]) + level  # (B, h)
+        return self._head(out[:, -1], future, level)
 
     def unrolled(self, x: torch.Tensor, tbptt: int | None = None) -> tuple[torch.Tensor, list]:
         """The same forecast as `forward`, one time step at a time, with every hidden state H_t (layers, B, H)
         that the next step reads, so that ∂L/∂H_t can be asked for; truncated where `forward` truncates."""
-        level = x[:, -1:]  # (B, 1)
-        z = (x - level).unsqueeze(-1)  # (B, L, 1)
+        level, z, future = self.layout.inputs(x)  # (B, 1), (B, L, channels), (B, h x F)
         steps = z.shape[1]
         cut = steps - tbptt if tbptt and tbptt < steps else 0
         state, states = None, []
@@ -54,17 +92,20 @@ class RecurrentNet(nn.Module):
                 state = _detach(state)
             _, state = self.rnn(z[:, t:t + 1], state)
             states.append(state[0] if isinstance(state, tuple) else state)  # (layers, B, H)
-        return self.head(states[-1][-1]) + level, states  # the top layer's H_T, as out[:, -1] in forward
+        return self._head(states[-1][-1], future, level), states  # the top layer's H_T, as out[:, -1] in forward
 
 
 class TransformerNet(nn.Module):
     """A Transformer encoder over the window with sinusoidal positional encoding, flattened to the h forecasts."""
 
-    def __init__(self, lookback: int, h: int, hidden_size: int, layers: int, dropout: float, heads: int):
+    def __init__(self, lookback: int, h: int, hidden_size: int, layers: int, dropout: float, heads: int,
+                 layout: Layout | None = None):
         super().__init__()
         if hidden_size % heads:
             raise ModelError(f"--hidden-size {hidden_size} must be divisible by the {heads} attention heads")
-        self.embed = nn.Linear(1, hidden_size)
+        self.layout = layout or Layout(lookback, h)
+        self.lookback = lookback
+        self.embed = nn.Linear(1 + self.layout.past + self.layout.static, hidden_size)
         position = torch.arange(lookback).unsqueeze(1)  # (L, 1)
         rate = torch.exp(torch.arange(0, hidden_size, 2) * (-math.log(10000.0) / hidden_size))
         pe = torch.zeros(lookback, hidden_size)
@@ -74,10 +115,9 @@ class TransformerNet(nn.Module):
         layer = nn.TransformerEncoderLayer(hidden_size, heads, 2 * hidden_size, dropout, batch_first=True,
                                            norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-        self.head = nn.Linear(lookback * hidden_size, h)
+        self.head = nn.Linear(lookback * hidden_size + h * self.layout.future, h)
 
     def forward(self, x: torch.Tensor, tbptt: int | None = None) -> torch.Tensor:
-        level = x[:, -1:]  # (B, 1)
-        z = self.embed((x - level).unsqueeze(-1)) + self.pe  # (B, L, H)
-        z = self.encoder(z)  # (B, L, H)
-        return self.head(z.flatten(1)) + level  # (B, h)
+        level, x, future = self.layout.inputs(x)  # (B, 1), (B, L, channels), (B, h x F)
+        z = self.encoder(self.embed(x) + self.pe).flatten(1)  # (B, L x H)
+        return self.head(torch.cat([z, future], dim=1) if self.layout.future else z) + level  # (B, h)

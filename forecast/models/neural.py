@@ -24,10 +24,10 @@ from forecast.intervals import Calibration, fill_scales, holdout_residuals
 from forecast.metrics import seasonal_scale
 from forecast.models.base import Forecaster
 from forecast.models.combination import PARTNERS, PRIOR_WEIGHT, choose_weight, combine, fit_partner
-from forecast.models.nets import RecurrentNet, TransformerNet
+from forecast.models.nets import Layout, RecurrentNet, TransformerNet
 from forecast.training import LOSSES, SCHEDULES, TrainConfig, fit_network, resolve_device
 from forecast.transforms import Stacked, fit_transforms, transform_all
-from forecast.windows import last_windows, make_windows, split_windows, validation_length
+from forecast.windows import WindowCovariates, last_windows, make_windows, split_windows, validation_length
 
 WEIGHTS_FILE = "weights.pt"
 # saved in a model's state, the version of forecast.transforms' space the nets learn in: 1 standardised only,
@@ -121,13 +121,33 @@ class NeuralForecaster(Forecaster):
 
     Config = NeuralConfig
     cell: str
+    covariate_roles = ("futr", "hist", "static", "calendar")
 
     def _build(self, lookback: int, h: int, seed: int) -> nn.Module:
         c = self.config
         torch.manual_seed(seed)
+        encoder = getattr(self, "encoder_", None)
+        layout = (Layout(lookback, h, encoder.past_dim, encoder.future_dim, encoder.static_dim)
+                  if encoder is not None else None)
         if self.cell == "transformer":
-            return TransformerNet(lookback, h, c.hidden_size, c.layers, c.dropout, c.heads)
-        return RecurrentNet(self.cell, lookback, h, c.hidden_size, c.layers, c.dropout)
+            return TransformerNet(lookback, h, c.hidden_size, c.layers, c.dropout, c.heads, layout)
+        return RecurrentNet(self.cell, lookback, h, c.hidden_size, c.layers, c.dropout, layout)
+
+    def _covs(self, ids) -> WindowCovariates | None:
+        """The covariates of the series `ids` for their windows (forecast.models.base: `covs_`); None without."""
+        if getattr(self, "encoder_", None) is None or getattr(self, "covs_", None) is None:
+            return None
+        rows = [self.covs_[uid] for uid in ids]
+        static = np.stack([r[1] for r in rows]) if rows else np.zeros((0, self.encoder_.static_dim))
+        return WindowCovariates([r[0] for r in rows], self.encoder_.future_index, static)
+
+    def future_steps(self, h: int) -> int:
+        """The nets forecast their horizon at once, reading the future covariates of all of it; longer horizons
+        would need covariates the model cannot forecast (the --hist ones)."""
+        if getattr(self, "encoder_", None) is not None and h > self.h_:
+            raise ModelError(f"model '{self.name}' was trained with covariates to forecast {self.h_} steps; it "
+                             f"cannot forecast {h}: train it with --horizon {h}")
+        return max(h, self.h_) if self.covariates.futr else h
 
     def __init__(self, config=None, **params):
         super().__init__(config, **params)
@@ -150,11 +170,12 @@ class NeuralForecaster(Forecaster):
         self.validated_series_ = sum(len(s) >= validation_length(h) for s in series) if c.validate else 0
         recent = max(1, round(c.recent * h)) if c.recent else None
         offset = 0  # member i's epochs are reported after those of the members before it
+        covs = self._covs(ids)
         for member, lookback in enumerate(self.lookbacks_):
             if c.validate:
-                train, val = split_windows(scaled, lookback, h, recent, weights)
+                train, val = split_windows(scaled, lookback, h, recent, weights, covs)
             else:
-                train, val = make_windows(scaled, lookback, h, recent, weights), None
+                train, val = make_windows(scaled, lookback, h, recent, weights, covs), None
             self.n_windows_ += len(train[0])
             net = self._build(lookback, h, c.seed + member)
             self.nets_.append(net)
@@ -196,15 +217,15 @@ class NeuralForecaster(Forecaster):
         held_out = None
         if long:
             long_ids, history = [ids[i] for i in long], [series[i][:-h] for i in long]
-            held_out = fit_partner(long_ids, history, self.freq_, h)
-            net = self._net_forecast(history, h)
+            held_out = fit_partner(long_ids, history, self.freq_, h, self)
+            net = self._net_forecast(long_ids, history, h)
             partner = held_out._forecast(long_ids, history, h)
             actual = np.stack([series[i][-h:] for i in long])
             self.combine_weight_, self.combine_scores_ = choose_weight(history, actual, net, partner,
                                                                        self.freq_.season)
         else:
             self.combine_weight_ = PRIOR_WEIGHT
-        self.partner_ = fit_partner(ids, series, self.freq_, h)
+        self.partner_ = fit_partner(ids, series, self.freq_, h, self)
         return held_out
 
     def _calibrate(self, ids, series, h, partner=None) -> Calibration | None:
@@ -256,15 +277,17 @@ class NeuralForecaster(Forecaster):
         return GradientProbe(net, x, y, self.config.tbptt)
 
     @torch.no_grad()
-    def _net_z(self, scaled, h) -> np.ndarray:
-        """The median of the members' forecasts (S, h) in the transformed space, recursive past their horizon."""
+    def _net_z(self, ids, scaled, h) -> np.ndarray:
+        """The median of the members' forecasts (S, h) in the transformed space, recursive past their horizon
+        (not with covariates: `future_steps`)."""
+        covs = self._covs(ids)
         members = []
         for net, lookback in zip(self.nets_, self.lookbacks_):
             device = next(net.parameters()).device
             net.eval()
             history, steps = scaled, []
             while sum(s.shape[1] for s in steps) < h:
-                x = torch.as_tensor(last_windows(history, lookback), device=device)  # (S, L)
+                x = torch.as_tensor(last_windows(history, lookback, covs, self.h_), device=device)  # (S, width)
                 out = np.concatenate([net(x[i:i + PREDICT_CHUNK]).cpu().numpy().astype(float)  # (S, h_model)
                                       for i in range(0, len(x), PREDICT_CHUNK)]) if len(x) else np.zeros((0, h))
                 steps.append(out)
@@ -272,19 +295,20 @@ class NeuralForecaster(Forecaster):
             members.append(np.concatenate(steps, axis=1)[:, :h])  # (S, h)
         return np.median(np.stack(members), axis=0)  # the inverse transforms are increasing
 
-    def _net_forecast(self, series, h) -> np.ndarray:
+    def _net_forecast(self, ids, series, h) -> np.ndarray:
         """The nets' forecasts alone (S, h), on the original scale."""
         transforms, scaled = self._transformed(series)
-        return Stacked(transforms).inverse(self._net_z(scaled, h))
+        return Stacked(transforms).inverse(self._net_z(ids, scaled, h))
 
     def _forecast_z(self, ids, series, h, partner=None):
         """(transforms, transformed series, the forecasts (S, h) in the transformed space): the nets', combined
         with AR's (of `partner`, by default the model's own) where the model combines."""
         transforms, scaled = self._transformed(series)
-        z = self._net_z(scaled, h)
+        z = self._net_z(ids, scaled, h)
         partner = partner if partner is not None else getattr(self, "partner_", None)
         if partner is None or self.combine_weight_ == 1.0:
             return transforms, scaled, z
+        partner.covs_ = getattr(self, "covs_", None)  # the covariates of these series
         stacked = Stacked(transforms)
         combined = combine(stacked.inverse(z), partner._forecast(ids, series, h), self.combine_weight_)
         return transforms, scaled, stacked.forecast_space(combined)
@@ -365,6 +389,7 @@ class NeuralForecaster(Forecaster):
 
             self.partner_ = AutoRegressive()
             self.partner_.freq_, self.partner_.h_ = self.freq_, self.h_
+            self.partner_.encoder_ = getattr(self, "encoder_", None)
             self.partner_._restore(path, state["partner"])
         if self.transforms_ < 2:  # saved before seasonal adjustment and logs: standardising
             self.config.deseasonalize = self.config.log = False
