@@ -29,6 +29,7 @@ from forecast.intervals import DEFAULT_LEVELS, check_levels, check_quantiles, le
 from forecast.metrics import evaluate
 
 METRICS = ("mae", "rmse", "smape", "mape", "mase")
+CHECKPOINT_EVERY = 60.0  # seconds between a net's checkpoints (at most; one more when each training ends)
 INTERVAL_METRICS = ("msis", "sql")  # also rankable; coverage_L is not: nearest the level is best, not lowest
 
 
@@ -99,7 +100,8 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
              refit: bool = True, final_fit: bool = True, test_path=None, experiment: str | None = None,
              tracking_uri: str | None = None, register: str | None = None, run_name: str | None = None,
              parent_run_id: str | None = None, data: Dataset | None = None, test: Dataset | None = None,
-             levels=DEFAULT_LEVELS, quantiles=(), on_epoch=None, **hyper) -> TrainResult:
+             levels=DEFAULT_LEVELS, quantiles=(), on_epoch=None, resume: str | None = None,
+             checkpoint_every: float | None = None, **hyper) -> TrainResult:
     """Rolling-origin evaluation: for each of the last `folds` origins, `step` apart, fit on everything before it
     and forecast the next `horizon` points; one MLflow run with per-fold and mean metrics and the last fold's model.
 
@@ -109,6 +111,10 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
     fold's model, fitted on the data before the last origin. Series too short to hold out at an origin are
     fitted, not scored, there. `levels` (percent) and `quantiles` (probabilities) are the prediction intervals and
     quantiles forecast and scored at every origin.
+
+    The nets save checkpoints to the run (artifacts under checkpoints/) at most every `checkpoint_every` seconds
+    (default CHECKPOINT_EVERY); `resume`, the id of a run of the same command that died, continues its training
+    from its last checkpoints in this new run, to the same weights and forecasts as a run never stopped.
     """
     from forecast import plots, tracking
 
@@ -153,8 +159,17 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
               "test_file": str(test_path) if test_path else None, "n_series_scored": n_scored,
               "levels": ",".join(f"{v:g}" for v in levels), "quantiles": ",".join(f"{v:g}" for v in quantiles)}
     label = run_name or model
+    resume_from = tracking.resumable(resume, params, tracking_uri) if resume else None  # refused before a new run
     with tracking.training_run(experiment, run_name=label, uri=tracking_uri, parent_run_id=parent_run_id) as run:
         run.log_params(params)
+        if resume:
+            run.set_tags({"forecast.resumed_from": resume})
+        if neural:
+            from forecast.training import Checkpoints
+
+            every = CHECKPOINT_EVERY if checkpoint_every is None else float(checkpoint_every)
+            forecaster.checkpoints_ = Checkpoints(Path(tempfile.mkdtemp(prefix="forecast-checkpoints-")), every,
+                                                  lambda path: run.log_file(path, "checkpoints"), resume_from)
         run.log_dataset(data.df, data.path, data.sha256)
         if test is not None:
             run.log_dataset(test.df, test.path, test.sha256, context="evaluation")
@@ -202,6 +217,7 @@ def _fit_final(run, scored, model: str, hyper: dict, data: Dataset, h: int, regi
     If this fit is stopped, the scored model is logged instead and the run says fit_on=holdout."""
     final = registry.create(model, **{**hyper, **scored.final_settings()})
     model_params(final, h, data.freq.season)
+    final.checkpoints_, final.checkpoint_key_ = getattr(scored, "checkpoints_", None), "final"
     run.log_params({f"final_{k}": v for k, v in scored.final_settings().items()})
 
     def log_epoch(epoch, metrics):
@@ -233,8 +249,11 @@ def _fit_folds(run, forecaster, model: str, hyper: dict, data: Dataset, cuts, h:
     for fold, (fit_part, test_part) in enumerate(cuts, start=1):
         if fold == 1 or refit or not neural:
             if fold > 1:
+                checkpoints = getattr(forecaster, "checkpoints_", None)
                 forecaster = registry.create(model, **hyper)
                 model_params(forecaster, h, data.freq.season)
+                forecaster.checkpoints_ = checkpoints
+            forecaster.checkpoint_key_ = f"fold{fold}"
             logged = fold == len(cuts) or not refit
             start = time.perf_counter()
             try:

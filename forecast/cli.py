@@ -116,6 +116,10 @@ def model_options(f):
         click.option("--static", help="Columns constant per series (store type, region), comma-separated."),
         click.option("--calendar", is_flag=True, default=None,
                      help="Add calendar features of the time stamps (hour, weekday, month, as sine and cosine)."),
+        click.option("--resume", help="Continue the training of this run (it died: killed, out of memory, a lost "
+                                      "machine) from its last checkpoint, in a new run; give the same command."),
+        click.option("--checkpoint-every", type=float,
+                     help="Seconds between the nets' checkpoints, saved to the run [default: 60]."),
         click.option("--lookback", type=int, help="Input window of the nets [default: 2 x horizon]."),
         click.option("--hidden-size", type=int, help="Hidden units of the nets [default: 64]."),
         click.option("--layers", type=int, help="Stacked layers of the nets [default: 2]."),
@@ -425,6 +429,10 @@ def ui(host, port, open_browser, tracking_uri):
     if warning:
         click.echo(warning, err=True)
     base = server.base_url(host, port)
+    from forecast import tracking
+
+    for run_id in tracking.reap_all(tracking_uri, "ui"):  # the UI would show them RUNNING for ever
+        click.echo(f"run {run_id}: its process died; ended FAILED", err=True)
     pages = server.ui_pages(tracking_uri, base)
     click.echo(f"MLflow UI on {base} (Ctrl-C to stop)", err=True)
     for name, url in pages.items():

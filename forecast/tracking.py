@@ -21,9 +21,9 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from forecast import serving
+from forecast import liveness, serving
 from forecast.data import ID, TARGET, TIME
 from forecast.errors import ForecastError, TrackingError
 from forecast.serving import ForecastModel  # noqa: F401  (the entry file of models logged before serving.py)
@@ -93,15 +93,19 @@ def _ctrl_c_after():
         raise KeyboardInterrupt
 
 
+CONTENDED = ("locked", "UNIQUE constraint failed", "UniqueViolation", "duplicate key value")
+
+
 def retrying(call, attempts: int = 8):
-    """`call()`, tried again with growing pauses while SQLite answers 'database is locked' (another process
-    writing the same store); a Ctrl-C waits until the call is done."""
+    """`call()`, tried again with growing pauses while another process writing the same store gets in the way:
+    SQLite's 'database is locked', or a row both created at once (the same dataset logged by concurrent runs: the
+    store checks, then inserts; the loser finds the row on its next try); a Ctrl-C waits until the call is done."""
     with _ctrl_c_after():
         for attempt in range(attempts):
             try:
                 return call()
-            except (MlflowException, OperationalError) as exc:
-                if "locked" not in str(exc) or attempt == attempts - 1:
+            except (MlflowException, OperationalError, IntegrityError) as exc:
+                if not any(sign in str(exc) for sign in CONTENDED) or attempt == attempts - 1:
                     raise
                 time.sleep(0.1 * 2 ** attempt)
 
@@ -151,6 +155,9 @@ class Run:
 
     def log_text(self, text: str, name: str) -> None:
         self.client.log_text(self.run_id, text, name)
+
+    def log_file(self, path: Path, folder: str) -> None:
+        retrying(lambda: self.client.log_artifact(self.run_id, str(path), folder))
 
     def set_tags(self, tags: dict) -> None:
         retrying(lambda: self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()]))
@@ -211,10 +218,12 @@ def error_message(exc: BaseException) -> str:
 
 @contextmanager
 def _ended(client: MlflowClient, run_id: str, terminate):
-    """Yield the run; end it with `terminate(status)`: FINISHED, FAILED (the error message as tag `error`) or
-    KILLED (Ctrl-C), never left RUNNING."""
+    """Yield the run, with a heartbeat while it runs; end it with `terminate(status)`: FINISHED, FAILED (the error
+    message as tag `error`) or KILLED (Ctrl-C), never left RUNNING. (A run whose process dies without a word is
+    ended FAILED by the next command that reads its experiment: `reap`.)"""
     try:
-        yield Run(client, run_id)
+        with liveness.Heartbeat(lambda: client.set_tag(run_id, liveness.HEARTBEAT, f"{time.time():.3f}")):
+            yield Run(client, run_id)
     except BaseException as exc:
         status = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
         message = error_message(exc)
@@ -230,9 +239,10 @@ def training_run(experiment: str, run_name: str, uri: str | None = None, parent_
     uri = connect(uri)
     client = MlflowClient(uri)
     experiment_id = _experiment_id(experiment, uri)
+    reap(client, [experiment_id], "train")
     if mlflow.active_run() is not None:
         mlflow.end_run()
-    tags = {"mlflow.parentRunId": parent_run_id} if parent_run_id else {}
+    tags = {**liveness.identity(), **({"mlflow.parentRunId": parent_run_id} if parent_run_id else {})}
     run_id = retrying(lambda: mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)).info.run_id
     with _ended(client, run_id, lambda status: mlflow.end_run(status)) as run:
         yield run
@@ -244,12 +254,75 @@ def parent_run(experiment: str, run_name: str, uri: str | None = None):
     uri = connect(uri)
     client = MlflowClient(uri)
     experiment_id = _experiment_id(experiment, uri)
+    reap(client, [experiment_id], "run")
     from mlflow.tracking.context.registry import resolve_tags
 
-    tags = resolve_tags()  # the user and the source (the command), as mlflow.start_run sets them
+    tags = {**resolve_tags(), **liveness.identity()}  # the user and the source, as mlflow.start_run sets them
     run_id = retrying(lambda: client.create_run(experiment_id, run_name=run_name, tags=tags)).info.run_id
     with _ended(client, run_id, lambda status: client.set_terminated(run_id, status)) as run:
         yield run
+
+
+def reap(client: MlflowClient, experiment_ids: list[str], command: str) -> list[str]:
+    """End FAILED the RUNNING runs of these experiments whose process is dead (forecast.liveness.dead: gone from
+    this host, or silent past the heartbeat timeout), each with a tag saying why and which command found it;
+    returns their ids. Runs not started by forecast (no process tags) are left alone."""
+    if not experiment_ids:
+        return []
+    running = retrying(lambda: client.search_runs(experiment_ids, "attributes.status = 'RUNNING'", max_results=1000))
+    ended, now = [], time.time()
+    for run in running:
+        reason = liveness.dead(run.data.tags, now)
+        if reason is not None:
+            _end_dead(client, run, reason, f"{reason}; ended FAILED by `forecast {command}` at {liveness.stamp(now)}")
+            ended.append(run.info.run_id)
+    return ended
+
+
+def _end_dead(client: MlflowClient, run, reason: str, found: str) -> None:
+    run_id = run.info.run_id
+    try:
+        last = float(run.data.tags.get(liveness.HEARTBEAT, "nan"))
+    except ValueError:
+        last = float("nan")
+    end_ms = int(last * 1000) if last == last else None  # the last sign of life, where there was one
+    retrying(lambda: client.set_tag(run_id, liveness.ORPHANED, found))
+    retrying(lambda: client.set_tag(run_id, "error", f"process died: {reason}"))
+    retrying(lambda: client.set_terminated(run_id, "FAILED", end_time=end_ms))
+
+
+def reap_all(uri: str | None, command: str) -> list[str]:
+    """`reap` in every active experiment of the store."""
+    connect(uri)
+    client = MlflowClient()
+    ids = [e.experiment_id for e in retrying(lambda: client.search_experiments())]
+    return reap(client, ids, command)
+
+
+def resumable(run_id: str, params: dict, uri: str | None = None) -> Path:
+    """The checkpoints of run `run_id`, downloaded, to resume it with `params` (the new run's): refused in one line
+    where the run is unknown, still alive, has no checkpoints, or was started with other settings or data."""
+    connect(uri)
+    client = MlflowClient()
+    try:
+        old = retrying(lambda: client.get_run(run_id))
+    except MlflowException:
+        raise TrackingError(f"--resume {run_id}: no such run in {mlflow.get_tracking_uri()}") from None
+    if old.info.status == "RUNNING" and liveness.dead(old.data.tags) is None:
+        raise TrackingError(f"--resume {run_id}: the run is still running (process {old.data.tags.get(liveness.PID)} "
+                            f"on {old.data.tags.get(liveness.HOST)}); stop it first")
+    differ = [k for k, v in params.items() if k in old.data.params and old.data.params[k] != ("" if v is None else
+                                                                                               str(v))[:6000]]
+    if differ:
+        shown = ", ".join(f"{k} {old.data.params[k]!r} -> {params[k]!r}" for k in differ[:4])
+        raise TrackingError(f"--resume {run_id}: run it with the settings and data it started with ({shown})")
+    target = Path(tempfile.mkdtemp(prefix="forecast-resume-"))
+    try:
+        folder = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="checkpoints", dst_path=str(target))
+    except (MlflowException, OSError):
+        raise TrackingError(f"--resume {run_id}: the run saved no checkpoint (its training had not reached one, or "
+                            "it is not a neural run); train again without --resume") from None
+    return Path(folder)
 
 
 def load_model(model_uri: str, uri: str | None = None):
@@ -297,6 +370,7 @@ def runs_table(experiment: str | None, metric: str, uri: str | None = None, pare
         ids = list(experiments)
     if not ids:
         return pd.DataFrame()
+    reap(client, ids, "compare")  # a dead run is never shown RUNNING
     runs = mlflow.search_runs(experiment_ids=ids, filter_string=query, order_by=[f"metrics.{metric} ASC"],
                               output_format="pandas")
     if runs.empty:

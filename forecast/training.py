@@ -1,4 +1,5 @@
-"""The one training loop for every neural model: batches, Adam, clipping, truncated BPTT, early stopping."""
+"""The one training loop for every neural model: batches, Adam, clipping, truncated BPTT, early stopping, and
+checkpoints from which a killed training resumes to the same weights as one never stopped."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -67,6 +69,7 @@ class History:
     best_epoch: int = 0
     steps: int = 0  # optimizer steps taken
     seconds: float = 0.0  # wall time of the training steps and validations
+    resumed_at: int = 0  # the epoch a resumed training continued after (0: not resumed)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -78,6 +81,33 @@ def resolve_device(device: str) -> torch.device:
         return torch.device(device)
     except RuntimeError:
         raise ModelError(f"--device {device}: not a torch device (use cpu, cuda or cuda:N)") from None
+
+
+@dataclass
+class Checkpoints:
+    """Where trainings save their state (`folder`, one file per training `key`), at most every `every` seconds and
+    once more when done, handing each file to `saved` (e.g. to log it to the run); `resume_from` is the folder of
+    an earlier run's checkpoints to continue from."""
+
+    folder: Path
+    every: float = 60.0
+    saved: Callable[[Path], None] | None = None
+    resume_from: Path | None = None
+
+    def load(self, key: str) -> dict | None:
+        path = self.resume_from / f"{key}.pt" if self.resume_from is not None else None
+        if path is None or not path.is_file():
+            return None
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    def save(self, key: str, state: dict) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{key}.pt"
+        partial = path.with_suffix(".tmp")
+        torch.save(state, partial)
+        partial.replace(path)  # never a half-written checkpoint
+        if self.saved is not None:
+            self.saved(path)
 
 
 class BatchSampler:
@@ -120,7 +150,8 @@ def evaluate_loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, bat
 
 
 def fit_network(net: nn.Module, train: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...] | None,
-                cfg: TrainConfig, on_epoch: EpochCallback | None = None) -> History:
+                cfg: TrainConfig, on_epoch: EpochCallback | None = None, checkpoints: Checkpoints | None = None,
+                key: str = "net") -> History:
     """Train `net` (inputs (B, L) -> forecasts (B, h)) with cfg.loss and Adam; keep the weights of the best validation
     epoch, or of the last epoch when `val` is None (then the epochs and the schedule alone decide the end).
     `train` and `val` are (X, Y) or (X, Y, W): W (N,) weighs each window in the loss.
@@ -128,6 +159,11 @@ def fit_network(net: nn.Module, train: tuple[np.ndarray, ...], val: tuple[np.nda
     `on_epoch(epoch, metrics)` is called after every epoch with train_loss, val_loss and the gradient norm before
     clipping (grad_norm_mean, grad_norm_max, clipped_fraction). The weights are left at the best epoch's, also
     when training stops early, diverges (TrainingDiverged) or is interrupted.
+
+    With `checkpoints`, the whole state (weights, optimizer, schedule, early stopping, batch order, random
+    generators) is saved under `key` after an epoch at most every `checkpoints.every` seconds and when done; a
+    training that finds its key among `checkpoints.resume_from` continues from there (a finished one is not run
+    again) and ends with the weights an uninterrupted training would have.
     """
     device = resolve_device(cfg.device)
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -146,10 +182,41 @@ def fit_network(net: nn.Module, train: tuple[np.ndarray, ...], val: tuple[np.nda
     max_norm = cfg.clip if cfg.clip else float("inf")
     epoch = 0
     started = time.perf_counter()
+    batches = BatchSampler(len(x_train), cfg.batch_size, cfg.steps_per_epoch, generator)
+    scheduler = make_scheduler(optimizer, cfg.schedule, cfg.epochs * batches.steps)
+
+    def state(done: bool) -> dict:
+        return {"epoch": epoch, "done": done, "net": net.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else {},
+                "best_state": best_state, "best_val": best_val, "stale": stale,
+                "history": {"train_loss": history.train_loss, "val_loss": history.val_loss,
+                            "best_epoch": history.best_epoch, "steps": history.steps},
+                "order": batches.order, "cursor": batches.cursor, "generator": generator.get_state(),
+                "torch_rng": torch.get_rng_state()}
+
+    first = 1
+    resumed = checkpoints.load(key) if checkpoints is not None else None
+    if resumed is not None:
+        net.load_state_dict(resumed["net"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(resumed["scheduler"])
+        best_state, best_val, stale = resumed["best_state"], float(resumed["best_val"]), int(resumed["stale"])
+        for name, value in resumed["history"].items():
+            setattr(history, name, value)
+        batches.order, batches.cursor = resumed["order"], int(resumed["cursor"])
+        generator.set_state(resumed["generator"])
+        torch.set_rng_state(resumed["torch_rng"])
+        epoch = first = int(resumed["epoch"])
+        history.resumed_at = epoch
+        if resumed["done"]:
+            net.load_state_dict(best_state)
+            net.eval()
+            return history
+        first += 1
+    last_saved = time.monotonic()
     try:
-        batches = BatchSampler(len(x_train), cfg.batch_size, cfg.steps_per_epoch, generator)
-        scheduler = make_scheduler(optimizer, cfg.schedule, cfg.epochs * batches.steps)
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(first, cfg.epochs + 1):
             net.train()
             total, seen, norms = 0.0, 0, []
             for idx in batches.epoch():
@@ -190,6 +257,11 @@ def fit_network(net: nn.Module, train: tuple[np.ndarray, ...], val: tuple[np.nda
                 on_epoch(epoch, metrics)
             if stale >= cfg.patience:
                 break
+            if checkpoints is not None and time.monotonic() - last_saved >= checkpoints.every:
+                checkpoints.save(key, state(done=False))
+                last_saved = time.monotonic()
+        if checkpoints is not None:  # done: a resumed run takes these weights without training again
+            checkpoints.save(key, state(done=True))
     except TrainingDiverged as exc:
         exc.best_epoch = history.best_epoch
         raise

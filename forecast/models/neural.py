@@ -191,7 +191,8 @@ class NeuralForecaster(Forecaster):
             cfg = c.train_config()
             cfg.seed = c.seed + member
             try:
-                history = fit_network(net, train, val, cfg, on_epoch)
+                history = fit_network(net, train, val, cfg, on_epoch, getattr(self, "checkpoints_", None),
+                                      f"{getattr(self, 'checkpoint_key_', 'fit')}-member{member}")
             except (TrainingDiverged, TrainingInterrupted) as exc:
                 self._keep_finished_members(exc)
                 raise
