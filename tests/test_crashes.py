@@ -100,7 +100,7 @@ def test_a_new_training_in_the_experiment_ends_the_dead_runs_first(air_csv, stor
 
 def train_command(air_csv, *extra):
     return [sys.executable, "-m", "forecast", "train", str(air_csv), "--model", "lstm", "--hidden-size", "8",
-            "--layers", "1", "--epochs", "150", "--patience", "150", "--checkpoint-every", "0", "--seed", "3",
+            "--layers", "1", "--epochs", "100", "--patience", "100", "--checkpoint-every", "0", "--seed", "3",
             "--quiet", *extra]
 
 
@@ -119,7 +119,7 @@ def test_a_training_killed_at_a_random_moment_resumes_to_the_same_weights(air_cs
             return runs[0].info.run_id if runs else None
 
         killed = wait_for(started)
-        epochs = int(np.random.default_rng().integers(3, 120))  # a random moment of the first training
+        epochs = int(np.random.default_rng().integers(3, 90))  # a random moment of the first training
         wait_for(lambda: len(client.get_metric_history(killed, "train_loss")) >= epochs, every=0.05)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
