@@ -20,6 +20,10 @@ class Group(click.Group):
             return super().invoke(ctx)
         except ForecastError as exc:
             raise click.ClickException(str(exc)) from None
+        except Exception as exc:
+            if type(exc).__module__.startswith("mlflow."):  # the store itself failed: one line, not a traceback
+                raise click.ClickException(store_message(exc)) from None
+            raise
         except TrainingInterrupted as exc:
             kept = (f"; the best weights (epoch {exc.best_epoch}) are its model: runs:/{exc.run_id}/model"
                     if exc.model_logged else "; no epoch had finished, so no model was logged")
@@ -40,6 +44,20 @@ DATA_OPTIONS = [
     click.option("--aggregate", type=click.Choice(["mean", "sum", "last"]),
                  help="Duplicate time stamps in a series: refuse them (default) or aggregate them."),
 ]
+
+
+def store_message(exc: Exception) -> str:
+    """One line for an error of the MLflow store: an unreachable tracking server named, with the reason."""
+    import re
+
+    text = str(exc)
+    unreachable = re.search(r"API request to (\S+?)/api/\S* failed with exception .*?(\[Errno \d+\] [^\"')]+)", text)
+    if unreachable:
+        return (f"the tracking server {unreachable.group(1)} cannot be reached ({unreachable.group(2).strip()}) after "
+                "MLflow's retries (MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT); start it, or check "
+                "--tracking-uri or MLFLOW_TRACKING_URI")
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return f"MLflow store: {first[:500]}"
 
 
 def data_options(f):

@@ -4,6 +4,7 @@ and runs of other tools are left alone."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -147,3 +148,16 @@ def test_resume_refuses_other_settings_and_runs_without_checkpoints(air_csv, sto
     assert result.exit_code == 1
     assert result.output.strip() == (f"Error: --resume {naive_id}: run it with the settings and data it started with "
                                      "(model 'naive' -> 'seasonal-naive')")
+
+
+def test_an_unreachable_tracking_server_is_one_line(air_csv, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for args in (["compare"], ["train", str(air_csv), "--model", "naive", "--quiet"]):
+        result = CliRunner().invoke(main, [*args, "--tracking-uri", f"http://127.0.0.1:{port}"])
+        assert result.exit_code == 1
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"Error: the tracking server http://127.0.0.1:{port} cannot "
+                                                       "be reached ("), result.output
