@@ -52,7 +52,6 @@ def main(argv=None) -> None:
     print(f"twin: run {twin_id}, {twin_seconds:.1f} s uninterrupted")
     delays = [rng.uniform(0.0, twin_seconds) for _ in range(args.kills)]
     running: list[tuple[subprocess.Popen, float, float]] = []
-    survived = 0
     for delay in delays:
         while len(running) >= args.parallel:
             running = _reap(running)

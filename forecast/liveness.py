@@ -51,6 +51,14 @@ def stamp(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def last_heartbeat(tags: dict) -> float:
+    """The time of a run's last heartbeat in seconds since the epoch (NaN when it has none)."""
+    try:
+        return float(tags.get(HEARTBEAT, "nan"))
+    except ValueError:
+        return float("nan")
+
+
 def dead(tags: dict, now: float | None = None) -> str | None:
     """Why the process of a RUNNING run with these tags is dead, or None when it may be alive (or the run was not
     started by forecast: no process tags)."""
@@ -65,10 +73,7 @@ def dead(tags: dict, now: float | None = None) -> str | None:
         if tags.get(PID_START) and started != tags[PID_START]:
             return f"its process {pid} on {host} is gone (the id now belongs to another process)"
         return None
-    try:
-        last = float(tags.get(HEARTBEAT, "nan"))
-    except ValueError:
-        last = float("nan")
+    last = last_heartbeat(tags)
     if not last <= now - timeout():
         return None
     return f"no heartbeat from its process {pid} on {host} since {stamp(last)} (over {timeout():g} s)"

@@ -281,10 +281,7 @@ def reap(client: MlflowClient, experiment_ids: list[str], command: str) -> list[
 
 def _end_dead(client: MlflowClient, run, reason: str, found: str) -> None:
     run_id = run.info.run_id
-    try:
-        last = float(run.data.tags.get(liveness.HEARTBEAT, "nan"))
-    except ValueError:
-        last = float("nan")
+    last = liveness.last_heartbeat(run.data.tags)
     end_ms = int(last * 1000) if last == last else None  # the last sign of life, where there was one
     retrying(lambda: client.set_tag(run_id, liveness.ORPHANED, found))
     retrying(lambda: client.set_tag(run_id, "error", f"process died: {reason}"))

@@ -4,7 +4,6 @@ number: many series fitted together forecast as each fitted alone; stacked trans
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,7 +21,7 @@ from forecast.models.ar_fit import (
     select_orders,
     stationary_rows,
 )
-from forecast.transforms import SeriesTransform, Stacked, fit_transforms
+from forecast.transforms import SeriesTransform, Stacked, by_length, fit_transforms
 
 
 def simulated(rows=40, n=90, seed=0):
@@ -127,9 +126,6 @@ def test_stacked_transforms_equal_one_transform_each(lengths, seed, log, season)
                                    atol=1e-12)
 
 
-def test_a_frame_of_many_lengths_keeps_its_series_order():
-    df = pd.DataFrame({"n": [3, 70, 3, 45]})
-    from forecast.transforms import by_length
-
-    groups = by_length([np.zeros(n) for n in df["n"]])
+def test_series_are_grouped_by_length_keeping_their_order():
+    groups = by_length([np.zeros(n) for n in (3, 70, 3, 45)])
     assert {n: g.tolist() for n, g in groups.items()} == {3: [0, 2], 45: [3], 70: [1]}
