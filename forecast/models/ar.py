@@ -22,6 +22,7 @@ from forecast.models.ar_fit import (  # noqa: F401  (fit_series and recurse: the
     recurse_rows,
 )
 from forecast.models.base import Forecaster
+from forecast.models.conformal import scaled_errors
 from forecast.transforms import Stacked, by_length, fit_transforms
 
 log = logging.getLogger(__name__)
@@ -146,8 +147,10 @@ class AutoRegressive(Forecaster):
         transformed space divided by the AR's own standard deviation per step. The intervals are then
         z_hat + q_j(p) sd_j: the AR's shape, widened to the coverage those residuals show (the analytic variance
         ignores the uncertainty of the estimated seasonal indices, order and coefficients)."""
+        self.validation_mase_ = float("nan")
+
         def errors(picked, histories, steps):
-            out = np.empty((len(picked), steps))
+            out, scaled = np.empty((len(picked), steps)), np.full((len(picked), steps), np.nan)
             transforms = self._transforms(histories)
             keys = np.array([(self.diffs_[ids[i]], len(self.params_[ids[i]]) - 1) for i in picked]).reshape(-1, 2)
             for n, group in by_length(histories).items():
@@ -162,9 +165,15 @@ class AutoRegressive(Forecaster):
                     path, sd = self._path_rows([ids[picked[r]] for r in rows], z[sel], int(d), params, sigma, steps,
                                                None if exog is None else beta)
                     actual = np.array([series[picked[r]][n:] for r in rows], float).reshape(len(rows), steps)
+                    if steps == h:  # the scaled errors on the original scale, for validation_mase_
+                        original = path if stacked is None else Stacked([transforms[r] for r in rows]).inverse(path)
+                        scaled[rows] = scaled_errors([histories[r] for r in rows], actual, original,
+                                                     self.freq_.season)
                     if stacked is not None:
                         actual = Stacked([transforms[r] for r in rows]).transform(actual)
                     out[rows] = (actual - path) / np.where(sd > 0, sd, np.nan)
+            if steps == h:
+                self.validation_mase_ = float(np.nanmean(np.abs(scaled)))
             return out
 
         residuals = holdout_residuals(series, h, errors)  # None for constant series: nothing to calibrate

@@ -1,7 +1,8 @@
 """Naive baselines: the last value, and the last season's values. Their intervals have the textbook shape, the
 standard deviation of the in-sample residuals times sqrt(h) (naive) or sqrt(k + 1), k the complete seasons within h
 steps (seasonal naive) (Hyndman and Athanasopoulos, FPP3 5.5), with quantiles calibrated on the series' last
-horizon (forecast.intervals.Calibration) instead of the normal's, which the M3 data showed too light-tailed."""
+horizon (forecast.intervals.Calibration) instead of the normal's, which the M3 data showed too light-tailed.
+The errors of those last-horizon forecasts, scaled as MASE's, are the models' `validation_mase_`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from forecast.intervals import Calibration, holdout_residuals, normal_quantiles
 from forecast.models.base import Forecaster
+from forecast.models.conformal import scaled_errors
 from forecast.transforms import by_length
 
 
@@ -51,9 +53,14 @@ class _Baseline(Forecaster):
     def _fit(self, ids, series, h):
         """Calibrate (forecast.intervals.holdout_residuals): the errors of forecasts of each series' last h points,
         over the textbook standard deviations, give the quantiles per step."""
+        self.validation_mase_ = float("nan")
+
         def errors(picked, histories, steps):
             yhat, sd = self._paths(histories, steps)
             actual = np.stack([series[i][len(past):] for i, past in zip(picked, histories)])
+            if steps == h:
+                self.validation_mase_ = float(np.nanmean(np.abs(scaled_errors(histories, actual, yhat,
+                                                                              self.freq_.season))))
             return (actual - yhat) / np.where(sd > 0, sd, np.nan)
 
         residuals = holdout_residuals(series, h, errors)

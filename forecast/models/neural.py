@@ -20,10 +20,11 @@ from torch import nn
 
 from forecast.diagnostics import GradientProbe
 from forecast.errors import ModelError, TrainingDiverged, TrainingInterrupted
-from forecast.intervals import Calibration, fill_scales, holdout_residuals
+from forecast.intervals import Calibration
 from forecast.metrics import seasonal_scale
 from forecast.models.base import Forecaster
 from forecast.models.combination import PARTNERS, PRIOR_WEIGHT, choose_weight, combine, fit_partner
+from forecast.models.conformal import ScaledConformal
 from forecast.models.nets import Layout, RecurrentNet, TransformerNet
 from forecast.training import LOSSES, SCHEDULES, TrainConfig, fit_network, resolve_device
 from forecast.transforms import Stacked, fit_transforms, transform_all
@@ -115,7 +116,7 @@ def member_lookbacks(base: int, members: int) -> list[int]:
     return [max(1, round(base * LOOKBACK_FACTORS[i % len(LOOKBACK_FACTORS)])) for i in range(members)]
 
 
-class NeuralForecaster(Forecaster):
+class NeuralForecaster(ScaledConformal, Forecaster):
     """A global net (or a median ensemble of nets) over all series: per-series transforms, windows, the shared
     training loop, recursive forecasts past the nets' horizon."""
 
@@ -230,30 +231,20 @@ class NeuralForecaster(Forecaster):
         return held_out
 
     def _calibrate(self, ids, series, h, partner=None) -> Calibration | None:
-        """Split-conformal calibration of the intervals (forecast.intervals.holdout_residuals): the errors of the
-        (combined) forecasts of each series' last h points, on the original scale, divided by the series' in-sample
-        seasonal-naive MAE (the scale of MASE and MSIS), per step. Held out when the fit validated on those points
+        """Split-conformal calibration of the intervals (forecast.models.conformal) from the (combined) forecasts
+        of each series' last h points, on the original scale. Held out when the fit validated on those points
         (they chose the best epoch, nothing more), in-sample otherwise; `inherit` replaces an in-sample
         calibration. Combined forecasts take AR's part from `partner`, fitted without those points."""
         if not self.nets_:
             return None
-
-        def errors(picked, histories, steps):
-            forecast = self._forecast([ids[i] for i in picked], histories, steps, partner)  # (S, steps)
-            actual = np.stack([series[i][len(past):] for i, past in zip(picked, histories)])
-            return (actual - forecast) / self._scales(histories)[:, None]
-
-        residuals = holdout_residuals(series, h, errors)  # None for constant series: nothing to calibrate
-        if residuals is None:
-            return None
-        held_out = self.config.validate and self.validated_series_ > 0
-        return Calibration.from_residuals(residuals, "validation" if held_out else "in-sample")
+        return self._conformal(ids, series, h, lambda i, hist, steps: self._forecast(i, hist, steps, partner),
+                               self.config.validate and self.validated_series_ > 0)
 
     def inherit(self, scored: NeuralForecaster) -> None:
         """A fit on all the data has no held-out windows left: take the calibration and the combination weight of
         the fit that had them."""
         if getattr(scored, "calibration_", None) is not None and scored.calibration_.source == "validation":
-            self.calibration_ = scored.calibration_
+            self.calibration_, self.validation_mase_ = scored.calibration_, scored.validation_mase_
         if self.partner_ is not None and scored.combine_scores_:
             self.combine_weight_, self.combine_scores_ = scored.combine_weight_, scored.combine_scores_
 
@@ -317,23 +308,6 @@ class NeuralForecaster(Forecaster):
     def _forecast(self, ids, series, h, partner=None):
         transforms, _, z = self._forecast_z(ids, series, h, partner)
         return Stacked(transforms).inverse(z)
-
-    def _scales(self, series) -> np.ndarray:
-        """(S,) each series' in-sample seasonal-naive MAE, the zero and undefined ones replaced by the median."""
-        return fill_scales([seasonal_scale(s, self.freq_.season) for s in series])
-
-    def _bands(self, ids, series, h, probs):
-        """Conformal quantiles: y_hat + q_j(p) s_i, s_i the series' seasonal-naive MAE; floored at zero for a
-        series that is never negative. (Calibrated in levels rather than logs: a spread in logs exponentiates into
-        absurd upper bounds for erratic series, and the scale is the one MSIS judges the width by.)"""
-        if getattr(self, "calibration_", None) is None:
-            raise ModelError(f"model '{self.name}' has no calibration for prediction intervals: no series was long "
-                             "enough to hold out a horizon (train with a shorter --horizon)")
-        yhat = self._forecast(ids, series, h)  # (S, h)
-        spread = self.calibration_.quantiles(probs, h)  # (h, P)
-        bands = yhat[:, :, None] + self._scales(series)[:, None, None] * spread[None]  # (S, h, P)
-        floor = np.array([0.0 if np.min(s) >= 0 else -np.inf for s in series])[:, None, None]  # (S, 1, 1)
-        return yhat, np.maximum(bands, floor)
 
     def final_settings(self) -> dict:
         """Without a validation window, the epochs that early stopping chose (the latest best epoch of the
