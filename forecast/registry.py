@@ -16,6 +16,8 @@ MODELS = {
     "lstm": "forecast.models.neural:LSTMForecaster",
     "gru": "forecast.models.neural:GRUForecaster",
     "transformer": "forecast.models.neural:TransformerForecaster",
+    "gbm": "forecast.models.gbm:GradientBoosting",
+    "combination": "forecast.models.ensemble:Combination",
 }
 NEURAL = ("rnn", "lstm", "gru", "transformer")
 
