@@ -11,7 +11,8 @@ import yaml
 from forecast import registry
 from forecast.errors import ForecastError
 
-TOP_KEYS = ("name", "data", "horizon", "backtest", "metric", "models")
+TOP_KEYS = ("name", "data", "horizon", "backtest", "metric", "models", "combine")
+COMBINE_KEYS = ("name", "members", "how")
 ROLES = ("futr", "hist", "static", "calendar")  # covariates, per data set or per model (forecast.covariates)
 DATA_KEYS = ("path", "test", "id_col", "time_col", "target_col", "freq", "season", "fill", "aggregate", *ROLES)
 BACKTEST_KEYS = ("folds", "step", "refit")
@@ -47,6 +48,7 @@ class Pipeline:
     refit: bool
     metric: str
     models: list[ModelSpec]
+    combine: list[ModelSpec] = field(default_factory=list)  # model "combination", params naming the members
 
 
 def _mapping(value, where: str, file: Path, keys: tuple[str, ...]) -> dict:
@@ -121,23 +123,65 @@ def load_pipeline(path) -> Pipeline:
     duplicated = sorted({label for label in labels if labels.count(label) > 1})
     if duplicated:
         raise PipelineError(f"{file}: label(s) {', '.join(duplicated)} used twice; give each model its own label")
+    combine = _combinations(doc.get("combine"), models, file)
+    labels += [c.label for c in combine]
+    duplicated = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicated:
+        raise PipelineError(f"{file}: name(s) {', '.join(duplicated)} used twice; give each combination its own name")
     return Pipeline(file=file, name=str(doc.get("name") or file.stem), data=data,
                     horizon=_positive(doc.get("horizon"), "horizon", file),
                     folds=_positive(backtest.get("folds", 1), "backtest.folds", file, optional=False),
                     step=_positive(backtest.get("step"), "backtest.step", file),
-                    refit=bool(backtest.get("refit", True)), metric=metric, models=models)
+                    refit=bool(backtest.get("refit", True)), metric=metric, models=models, combine=combine)
+
+
+def _combinations(value, models: list[ModelSpec], file: Path) -> list[ModelSpec]:
+    """The `combine` entries (one mapping or a list of them) as specs of the model "combination", their members
+    (labels of the pipeline's models, each a different model without covariates of its own) resolved."""
+    if value is None:
+        return []
+    entries = value if isinstance(value, list) else [value]
+    by_label = {m.label: m for m in models}
+    out = []
+    for i, entry in enumerate(entries, start=1):
+        entry = _mapping(entry, f"combine[{i}]", file, COMBINE_KEYS)
+        members = entry.get("members")
+        if isinstance(members, str):
+            members = [m.strip() for m in members.split(",")]
+        if not isinstance(members, list) or len(members) < 2:
+            raise PipelineError(f"{file}: combine[{i}].members must list at least two of the models' labels")
+        unknown = [m for m in members if m not in by_label]
+        if unknown:
+            raise PipelineError(f"{file}: combine[{i}]: member(s) {', '.join(map(str, unknown))} not among the "
+                                f"models; labels: {', '.join(by_label)}")
+        specs = [by_label[m] for m in members]
+        names = [s.model for s in specs]
+        if len(set(names)) < len(names) or "combination" in names:
+            raise PipelineError(f"{file}: combine[{i}]: members must be different models, not {', '.join(names)}")
+        if any(s.roles for s in specs):
+            raise PipelineError(f"{file}: combine[{i}]: members with covariates of their own cannot be combined yet")
+        params = {"members": ",".join(names), "how": entry.get("how", "median"),
+                  "params": {s.model: s.params for s in specs if s.params}}
+        try:
+            registry.create("combination", **params)
+        except ForecastError as exc:
+            raise PipelineError(f"{file}: combine[{i}]: {exc}") from None
+        out.append(ModelSpec(label=str(entry.get("name") or f"combination-{i}"), model="combination",
+                             params=params, roles={}))
+    return out
 
 
 def select(pipeline: Pipeline, only: str | None) -> list[ModelSpec]:
     """The models named in `only` (labels or model names, comma-separated), or all of them."""
+    every = pipeline.models + pipeline.combine
     if not only:
-        return pipeline.models
+        return every
     wanted = [w.strip() for w in only.split(",") if w.strip()]
-    chosen = [m for m in pipeline.models if m.label in wanted or m.model in wanted]
-    missing = [w for w in wanted if not any(w in (m.label, m.model) for m in pipeline.models)]
+    chosen = [m for m in every if m.label in wanted or m.model in wanted]
+    missing = [w for w in wanted if not any(w in (m.label, m.model) for m in every)]
     if missing:
         raise PipelineError(f"{pipeline.file}: --models {', '.join(missing)} not in the pipeline; "
-                            f"it has {', '.join(m.label for m in pipeline.models)}")
+                            f"it has {', '.join(m.label for m in every)}")
     return chosen
 
 
@@ -152,7 +196,8 @@ def plan(pipeline: Pipeline, models: list[ModelSpec]) -> list[str]:
         roles = {k: v for k, v in m.covariates(data).items() if v}
         used = ", ".join(k if k == "calendar" else f"{k} {v if isinstance(v, str) else ','.join(v)}"
                          for k, v in roles.items())
-        lines.append(f"  {m.label}: {m.model} {m.params or ''}".rstrip() + (f"  covariates: {used}" if used else ""))
+        shown = (f"{m.params['how']} of {m.params['members']}" if m.model == "combination" else m.params or "")
+        lines.append(f"  {m.label}: {m.model} {shown}".rstrip() + (f"  covariates: {used}" if used else ""))
     return lines
 
 

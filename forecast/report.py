@@ -7,7 +7,7 @@ import math
 import pandas as pd
 
 FORMATS = ("table", "csv", "json", "markdown")
-METRICS = ("mase", "smape", "mae", "rmse", "msis", "sql", "coverage_80", "coverage_95")
+METRICS = ("mase", "smape", "mape", "mae", "rmse", "msis", "sql", "coverage_80", "coverage_95")
 
 
 def _number(value) -> str:

@@ -1,0 +1,146 @@
+"""Combinations of different models, the lesson of the M3, M4 and M5 competitions: the members are fitted on the same
+data and their forecasts (and each quantile of their intervals) combined by the median, the mean, or a mean weighted
+by the inverse of each member's validation MASE (its errors forecasting each series' last horizon before the origin,
+measured while fitting: forecast.models.conformal). Saved as one model holding its members' folders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from forecast.data import NO_COVARIATES
+from forecast.errors import ModelError
+from forecast.models.base import Forecaster
+
+HOWS = ("median", "mean", "inverse-error")
+
+
+def combine_values(values: np.ndarray, how: str, weights: np.ndarray | None = None) -> np.ndarray:
+    """Members' values (M, ...) combined along the first axis."""
+    if how == "median":
+        return np.median(values, axis=0)
+    if how == "mean" or weights is None:
+        return values.mean(axis=0)
+    return np.tensordot(np.asarray(weights, float), values, axes=1)
+
+
+def inverse_error_weights(errors) -> np.ndarray:
+    """Weights proportional to 1 / error, summing to 1; equal weights where no error is finite and positive."""
+    errors = np.asarray(errors, float)
+    ok = np.isfinite(errors) & (errors > 0)
+    if not ok.any():
+        return np.full(len(errors), 1.0 / len(errors))
+    inverse = np.where(ok, 1.0 / np.where(ok, errors, 1.0), 0.0)
+    return inverse / inverse.sum()
+
+
+@dataclass
+class CombinationConfig:
+    members: str = "gru,transformer,ar"  # model names, comma-separated, each at most once
+    how: str = "median"
+    params: dict = field(default_factory=dict)  # per member name, its settings
+
+    def __post_init__(self):
+        from forecast import registry
+
+        names = self.names()
+        if len(names) < 2:
+            raise ModelError(f"--members {self.members}: a combination needs at least two models")
+        if len(set(names)) < len(names):
+            raise ModelError(f"--members {self.members}: each model at most once")
+        for name in names:
+            if name not in registry.MODELS or name == "combination":
+                raise ModelError(f"--members: unknown model '{name}'; choose from "
+                                 f"{', '.join(m for m in registry.MODELS if m != 'combination')}")
+        if self.how not in HOWS:
+            raise ModelError(f"--how {self.how}: choose one of {', '.join(HOWS)}")
+        if not isinstance(self.params, dict) or set(self.params) - set(names):
+            raise ModelError(f"combination params {self.params!r}: a mapping from member names to their settings")
+        for name in names:
+            registry.create(name, **(self.params.get(name) or {}))  # bad settings refused now
+
+    def names(self) -> list[str]:
+        return [n.strip() for n in str(self.members).split(",") if n.strip()]
+
+
+class Combination(Forecaster):
+    """The members' forecasts combined; every quantile combined alike (Vincentization)."""
+
+    name = "combination"
+    Config = CombinationConfig
+
+    def fit(self, df, freq, h, on_epoch=None, covariates=NO_COVARIATES):
+        from forecast import registry
+        from forecast.api import model_params
+
+        if covariates:
+            raise ModelError("model 'combination' does not take covariates yet; combine models trained without "
+                             "them, or train the members on their own")
+        self.freq_, self.h_, self.encoder_, self.covs_, self.on_epoch_ = freq, int(h), None, None, on_epoch
+        self.members_ = []
+        for name in self.config.names():
+            member = registry.create(name, **(self.config.params.get(name) or {}))
+            model_params(member, h, freq.season)  # the nets' default lookback resolved as a lone model's
+            member.checkpoints_ = getattr(self, "checkpoints_", None)
+            member.checkpoint_key_ = f"{getattr(self, 'checkpoint_key_', 'fit')}-{name}"
+            self.members_.append(member.fit(df, freq, h))
+        self._set_weights()
+        self.history_ = df
+        return self
+
+    def _set_weights(self) -> None:
+        errors = [getattr(m, "validation_mase_", float("nan")) for m in self.members_]
+        self.validation_errors_ = [float(e) for e in errors]
+        self.weights_ = (inverse_error_weights(errors) if self.config.how == "inverse-error" else
+                         np.full(len(errors), 1.0 / len(errors)))
+
+    def _forecast(self, ids, series, h):
+        values = np.stack([np.asarray(m._forecast(ids, series, h), float) for m in self.members_])
+        return combine_values(values, self.config.how, self.weights_)
+
+    def _bands(self, ids, series, h, probs):
+        parts = [m._bands(ids, series, h, probs) for m in self.members_]
+        yhat = combine_values(np.stack([np.asarray(p[0], float) for p in parts]), self.config.how, self.weights_)
+        bands = combine_values(np.stack([np.sort(np.asarray(p[1], float), axis=-1) for p in parts]), self.config.how,
+                               self.weights_)
+        return yhat, bands
+
+    def inherit(self, scored: Combination) -> None:
+        """Each member takes over from its scored twin, and the combination its weights: those logged, chosen on
+        the validation of the fit that was scored."""
+        for member, twin in zip(self.members_, scored.members_):
+            member.inherit(twin)
+        self.validation_errors_, self.weights_ = scored.validation_errors_, scored.weights_
+
+    def final_settings(self) -> dict:
+        """Each member's own final settings (the nets: the epochs early stopping chose)."""
+        settings = {n: {**(self.config.params.get(n) or {}), **m.final_settings()}
+                    for n, m in zip(self.config.names(), self.members_)}
+        return {"params": {n: s for n, s in settings.items() if s}}
+
+    def fit_details(self):
+        names = self.config.names()
+        return {"member_weights": ",".join(f"{n}:{w:.4f}" for n, w in zip(names, self.weights_)),
+                "member_validation_mase": ",".join(f"{n}:{e:.10g}" for n, e in zip(names, self.validation_errors_))
+                }, None
+
+    def _state(self, path: Path):
+        folders = []
+        for i, member in enumerate(self.members_):
+            folder = f"member-{i}-{member.name}"
+            member.save(path / folder)
+            folders.append(folder)
+        return {"members": folders, "weights": [float(w) for w in self.weights_],
+                "validation_errors": self.validation_errors_}
+
+    def _restore(self, path: Path, state):
+        from forecast import registry
+
+        self.members_ = [registry.load(path / Path(folder).name) for folder in state["members"]]
+        names = [m.name for m in self.members_]
+        if names != self.config.names():
+            raise ModelError(f"{path}: members {names} do not match the configured {self.config.names()}")
+        self.weights_ = np.asarray(state["weights"], float)
+        self.validation_errors_ = list(state.get("validation_errors", []))
