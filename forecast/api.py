@@ -52,6 +52,8 @@ class TrainResult:
     n_series: int = 0
     registered: str | None = None  # models:/NAME/VERSION with --register
     covariates: Covariates = field(default_factory=Covariates)  # the covariate roles the model reads
+    fitted: object = field(default=None, repr=False)  # the model logged (forecast.models.base.Forecaster)
+    fit_history: pd.DataFrame | None = field(default=None, repr=False)  # the data it was fitted on
 
 
 def data_params(data: Dataset, h: int) -> dict:
@@ -101,7 +103,8 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
              tracking_uri: str | None = None, register: str | None = None, run_name: str | None = None,
              parent_run_id: str | None = None, data: Dataset | None = None, test: Dataset | None = None,
              levels=DEFAULT_LEVELS, quantiles=(), on_epoch=None, resume: str | None = None,
-             checkpoint_every: float | None = None, **hyper) -> TrainResult:
+             checkpoint_every: float | None = None, tags: dict | None = None, light: bool = False,
+             **hyper) -> TrainResult:
     """Rolling-origin evaluation: for each of the last `folds` origins, `step` apart, fit on everything before it
     and forecast the next `horizon` points; one MLflow run with per-fold and mean metrics and the last fold's model.
 
@@ -162,6 +165,8 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
     resume_from = tracking.resumable(resume, params, tracking_uri) if resume else None  # refused before a new run
     with tracking.training_run(experiment, run_name=label, uri=tracking_uri, parent_run_id=parent_run_id) as run:
         run.log_params(params)
+        if tags:
+            run.set_tags(tags)
         if resume:
             run.set_tags({"forecast.resumed_from": resume})
         if neural:
@@ -181,24 +186,34 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
         metrics = {k: float(np.mean([m[k] for m in fold_metrics])) for k in names}
         spread = {f"{k}_std": float(np.std([m[k] for m in fold_metrics])) for k in names} if len(cuts) > 1 else {}
         run.log_metrics({**metrics, **spread, "train_seconds": seconds})
-        summary, flow = _log_fit_details(run, forecaster, label)
+        summary, flow = _log_fit_details(run, forecaster, label, plot=not light)
         bounds = [c for level in levels for c in level_columns(level)] + [quantile_column(q) for q in quantiles]
         holdout = pd.concat([f for _, f in folds_out], ignore_index=True)[["fold", ID, TIME, TARGET, "yhat", *bounds]]
         run.log_frame(holdout, "holdout_forecasts.csv")
         fit_part, test_part = cuts[-1]
-        figure = plots.forecast_figure(fit_part, test_part, folds_out[-1][1], f"{label} on {Path(path).name}, "
-                                                                             f"horizon {h}")
-        run.log_figure(figure, "forecast.png")
-        plots.close(figure)
+        if not light:
+            figure = plots.forecast_figure(fit_part, test_part, folds_out[-1][1], f"{label} on {Path(path).name}, "
+                                                                                 f"horizon {h}")
+            run.log_figure(figure, "forecast.png")
+            plots.close(figure)
         if fit_on == "all" and test is None:
             forecaster, fit_part = _fit_final(run, forecaster, model, hyper, data, h, register, on_epoch), data.df
         run.log_params({"fit_on": fit_on})
-        model_uri, registered = _log_model(run, forecaster, data, fit_part, h, register)
+        model_uri, registered = _log_model(run, forecaster, data, fit_part, h, register) if not light else ("", None)
     return TrainResult(run_id=run.run_id, experiment=experiment, model=model, model_uri=model_uri, horizon=h,
                        registered=registered,
                        metrics=metrics, train_seconds=seconds, forecast=holdout, fold_metrics=fold_metrics,
                        metrics_std=spread, gradient_flow=flow, gradient_summary=summary, fit_on=fit_on,
-                       n_series_scored=n_scored, n_series=data.n_series, covariates=data.covariates)
+                       n_series_scored=n_scored, n_series=data.n_series, covariates=data.covariates,
+                       fitted=forecaster, fit_history=fit_part)
+
+
+def log_fitted(run, result: TrainResult, data: Dataset) -> tuple[str, str | None]:
+    """Log the model of `result` (a backtest's) to another run as well (a study's parent run)."""
+    from forecast import tracking
+
+    with tracking.activated(run.run_id):
+        return _log_model(run, result.fitted, data, result.fit_history, result.horizon, None)
 
 
 def _roles(covariates: Covariates) -> dict:
@@ -278,7 +293,7 @@ def _fit_folds(run, forecaster, model: str, hyper: dict, data: Dataset, cuts, h:
     return forecaster, out, seconds
 
 
-def _log_fit_details(run, forecaster, label: str) -> tuple[dict, pd.DataFrame | None]:
+def _log_fit_details(run, forecaster, label: str, plot: bool = True) -> tuple[dict, pd.DataFrame | None]:
     """What the model learned beyond its forecasts: AR orders, the nets' epochs and gradient flow by lag."""
     from forecast import plots
 
@@ -293,6 +308,8 @@ def _log_fit_details(run, forecaster, label: str) -> tuple[dict, pd.DataFrame | 
     summary, frame = flow
     run.log_metrics(summary)
     run.log_frame(frame, "gradient_flow.csv")
+    if not plot:
+        return summary, frame
     figure = plots.gradient_flow_figure({label: frame}, f"{label}: gradient by lag")
     run.log_figure(figure, "gradient_flow.png")
     plots.close(figure)

@@ -155,8 +155,9 @@ def model_options(f):
         click.option("--device", help="cpu, cuda or cuda:N [default: cuda when present, else cpu]."),
         click.option("--ensemble", type=int, help="Train N nets of different seeds and lookbacks; forecast their "
                                                   "median [default: 1]."),
-        click.option("--loss", type=click.Choice(["mae", "smape", "mase"]), default=None,
-                     help="Training loss [default: mae, in logs; mase: mae weighted per series as MASE weighs it]."),
+        click.option("--loss", type=click.Choice(["mae", "smape", "mase", "mse"]), default=None,
+                     help="Training loss [default: mae, in logs; mase: mae weighted per series as MASE weighs it; "
+                          "gbm: mae or mse]."),
         click.option("--schedule", type=click.Choice(["cosine", "constant"]), default=None,
                      help="Learning-rate schedule [default: cosine]."),
         click.option("--deseasonalize/--no-deseasonalize", default=None,
@@ -174,6 +175,18 @@ def model_options(f):
         click.option("--max-lags", type=int, help="Largest τ the AR order search tries."),
         click.option("--diff", type=click.IntRange(0, 1), help="AR: differences before fitting [default: per series, "
                                                                "by a KPSS test]."),
+        click.option("--strategy", type=click.Choice(["step", "per-step"]), default=None,
+                     help="gbm: one model with the step ahead as a feature, or one per step [default: step]."),
+        click.option("--max-iter", type=int, help="gbm: boosting rounds at most [default: 300; early stopping]."),
+        click.option("--learning-rate", type=float, help="gbm: shrinkage of each tree [default: 0.1]."),
+        click.option("--max-leaf-nodes", type=int, help="gbm: leaves per tree [default: 31]."),
+        click.option("--min-samples-leaf", type=int, help="gbm: rows per leaf at least [default: 50]."),
+        click.option("--l2-regularization", type=float, help="gbm: L2 penalty on the leaves [default: 0]."),
+        click.option("--max-rows", type=int, help="gbm: training rows (window x step) at most [default: 400000]."),
+        click.option("--members", help="combination: the models combined, comma-separated [default: "
+                                       "gru,transformer,ar]."),
+        click.option("--how", type=click.Choice(["median", "mean", "inverse-error"]), default=None,
+                     help="combination: how the members' forecasts are combined [default: median]."),
         click.option("--level", "levels", type=float, multiple=True,
                      help="Prediction interval in percent, repeatable [default: 80 and 95]."),
         click.option("--quantiles", help="Also forecast these quantiles, e.g. 0.1,0.5,0.9 (columns yhat_q10, ...)."),
@@ -274,6 +287,48 @@ def backtest(csv, model, horizon, quiet, folds, step, no_refit, **options):
     for fold, scores in enumerate(result.fold_metrics, start=1):
         click.echo(f"fold {fold}: " + "  ".join(f"{n} {scores[n]:.4g}" for n in names))
     echo_result(result, csv)
+
+
+@main.command()
+@model_options
+@click.option("--trials", default=30, show_default=True, type=int, help="Trials at most.")
+@click.option("--timeout", help="Stop starting trials after this long: seconds, or e.g. 20m, 1h [default: none].")
+@click.option("--metric", default="smape", show_default=True, type=click.Choice(["smape", "mase", "mae", "rmse",
+                                                                                   "mape"]),
+              help="Validation metric to minimise.")
+@click.option("--folds", default=2, show_default=True, type=int,
+              help="Validation origins, one horizon apart, before the holdout.")
+@click.option("--test", "test_path", type=click.Path(), help="An official test file: the holdout the best model is "
+                                                             "scored on (the search never reads it).")
+@click.option("--study-seed", default=1, show_default=True, type=int, help="The sampler's seed.")
+def tune(csv, model, horizon, quiet, trials, timeout, metric, folds, test_path, study_seed, **options):
+    """Search MODEL's settings with Optuna on validation folds before the holdout; train the best.
+
+    Every trial is a child run of one parent run (`forecast compare --parent RUN`); Ctrl-C keeps the finished
+    trials, and --resume PARENT_RUN continues the study. Settings given (e.g. --epochs 20) are fixed, not searched.
+
+    \b
+    Example:
+        forecast tune data/air_passengers.csv --model gbm --trials 20 --timeout 5m
+    """
+    from forecast import tuning
+
+    options = interval_options({k: v for k, v in options.items() if v is not None})
+    options.pop("checkpoint_every", None)
+    resume = options.pop("resume", None)
+    result = tuning.tune(csv, model, horizon, trials=trials, timeout=timeout, metric=metric, folds=folds,
+                         resume=resume, test_path=test_path, seed=study_seed, echo=click.echo, **options)
+    click.echo(f"study (parent run {result.run_id}): {len(result.trials)} trials, best validation {metric} "
+               f"{result.best_value:.4g}, {result.seconds:.0f} s")
+    click.echo("best: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                    for k, v in result.best_params.items()))
+    final = result.final
+    click.echo("holdout: " + "  ".join(f"{k} {final.metrics[k]:.4g}" for k in ("smape", "mase", "mae")))
+    click.echo(f"model: runs:/{result.run_id}/model  ({final.model_uri}), the parent run's; the same as "
+               f"runs:/{final.run_id}/model")
+    click.echo(f"predict: forecast predict runs:/{result.run_id}/model {csv} --horizon {final.horizon}")
+    click.echo(f"reproduce: {result.command}")
+    click.echo(f"trials: forecast compare --parent {result.run_id} --metric {metric}")
 
 
 @main.command()

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from forecast import liveness, serving
 from forecast.data import ID, TARGET, TIME
-from forecast.errors import ForecastError, TrackingError
+from forecast.errors import DataError, ForecastError, TrackingError
 from forecast.serving import ForecastModel  # noqa: F401  (the entry file of models logged before serving.py)
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
@@ -35,6 +35,8 @@ PACKAGE = Path(__file__).parent
 
 for _name in ("alembic", "mlflow", "urllib3"):
     logging.getLogger(_name).setLevel(logging.ERROR)
+# no "Downloading artifacts" bars in the middle of a command's output (a forecast CSV on stdout among them)
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def tracking_uri(uri: str | None = None) -> str:
@@ -209,6 +211,19 @@ class Run:
         return info.model_uri, (f"models:/{register}/{version}" if register and version is not None else None)
 
 
+@contextmanager
+def activated(run_id: str):
+    """An existing run made MLflow's active run for what only the fluent API logs (a model), then let go of
+    without ending it: its status stays RUNNING for the command that owns it to end."""
+    if mlflow.active_run() is not None:
+        mlflow.end_run()
+    retrying(lambda: mlflow.start_run(run_id=run_id))
+    try:
+        yield
+    finally:
+        mlflow.end_run(status="RUNNING")
+
+
 def error_message(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted by the user (Ctrl-C)"
@@ -225,7 +240,8 @@ def _ended(client: MlflowClient, run_id: str, terminate):
         with liveness.Heartbeat(lambda: client.set_tag(run_id, liveness.HEARTBEAT, f"{time.time():.3f}")):
             yield Run(client, run_id)
     except BaseException as exc:
-        status = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
+        killed = isinstance(exc, KeyboardInterrupt) or getattr(exc, "ends_killed", False)  # Ctrl-C, a pruned trial
+        status = RunStatus.KILLED if killed else RunStatus.FAILED
         message = error_message(exc)
         retrying(lambda: client.set_tag(run_id, "error", message))
         retrying(lambda: terminate(RunStatus.to_string(status)))
@@ -249,8 +265,9 @@ def training_run(experiment: str, run_name: str, uri: str | None = None, parent_
 
 
 @contextmanager
-def parent_run(experiment: str, run_name: str, uri: str | None = None):
-    """A pipeline's parent run, which its model runs are nested under."""
+def parent_run(experiment: str, run_name: str, uri: str | None = None, run_id: str | None = None):
+    """A pipeline's (or a study's) parent run, which its model runs are nested under; with `run_id`, that earlier
+    parent run of `experiment`, reopened (a study resumed)."""
     uri = connect(uri)
     client = MlflowClient(uri)
     experiment_id = _experiment_id(experiment, uri)
@@ -258,7 +275,19 @@ def parent_run(experiment: str, run_name: str, uri: str | None = None):
     from mlflow.tracking.context.registry import resolve_tags
 
     tags = {**resolve_tags(), **liveness.identity()}  # the user and the source, as mlflow.start_run sets them
-    run_id = retrying(lambda: client.create_run(experiment_id, run_name=run_name, tags=tags)).info.run_id
+    if run_id is not None:
+        try:
+            old = client.get_run(run_id)
+        except MlflowException:
+            raise DataError(f"--resume {run_id}: no such run in this store") from None
+        if old.info.experiment_id != experiment_id or old.data.tags.get("mlflow.runName") != run_name:
+            raise DataError(f"--resume {run_id}: not a '{run_name}' run of experiment '{experiment}'")
+        if old.info.status == "RUNNING":
+            raise DataError(f"--resume {run_id}: the run is still running (its process is alive); stop it first")
+        retrying(lambda: client.update_run(run_id, status="RUNNING"))
+        retrying(lambda: client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in liveness.identity().items()]))
+    else:
+        run_id = retrying(lambda: client.create_run(experiment_id, run_name=run_name, tags=tags)).info.run_id
     with _ended(client, run_id, lambda status: client.set_terminated(run_id, status)) as run:
         yield run
 

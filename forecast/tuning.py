@@ -1,0 +1,253 @@
+"""`forecast tune`: Optuna's TPE sampler over a documented search space per model, every trial a rolling-origin
+backtest on the training data only (the last folds before the holdout, never the holdout itself), logged as a child
+run of one parent run; hopeless net trials pruned from their per-epoch validation loss. The best configuration is
+then trained once more as `forecast train` would (scored on the holdout, fitted on all of the data) and its model
+logged to the parent run too. The study lives in MLflow: `--resume PARENT` rebuilds it from the finished trials."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import optuna
+import pandas as pd
+
+from forecast import registry
+from forecast.data import ID
+from forecast.errors import DataError, ModelError
+
+# name -> ("int", low, high, step) | ("log", low, high) | ("float", low, high) | ("choice", [values])
+NET_SPACE = {
+    "lookback_factor": ("choice", [0.75, 1.0, 1.5, 2.0]),  # times the default lookback (forecast.models.neural)
+    "hidden_size": ("choice", [32, 64, 128]),
+    "layers": ("int", 1, 3, 1),
+    "lr": ("log", 1e-4, 3e-3),
+    "dropout": ("float", 0.0, 0.3),
+    "epochs": ("int", 10, 40, 10),
+    "loss": ("choice", ["mae", "mase", "smape"]),
+    "ensemble": ("choice", [1, 3]),
+}
+SPACES = {
+    **{name: NET_SPACE for name in registry.NEURAL},
+    "ar": {"max_lags": ("int", 2, 36, 1), "ic": ("choice", ["aic", "bic"]), "diff": ("choice", [None, 0, 1]),
+           "log": ("choice", [False, True])},
+    "gbm": {"lookback_factor": ("choice", [0.75, 1.0, 1.5, 2.0]), "learning_rate": ("log", 0.02, 0.3),
+            "max_leaf_nodes": ("choice", [15, 31, 63]), "min_samples_leaf": ("choice", [20, 50, 100, 200]),
+            "l2_regularization": ("choice", [0.0, 0.1, 1.0]), "loss": ("choice", ["mae", "mse"])},
+}
+TRIAL = "forecast.trial"  # tags of a trial's run: its number and its parameters (JSON)
+TRIAL_PARAMS = "forecast.trial_params"
+
+
+def parse_duration(text) -> float | None:
+    """Seconds from '90', '90s', '20m', '1.5h' (None stays None)."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", str(text))
+    if not match:
+        raise DataError(f"--timeout {text}: give seconds, or a number with s, m or h (e.g. 20m)")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def distributions(space: dict) -> dict:
+    import optuna.distributions as d
+
+    out = {}
+    for name, (kind, *args) in space.items():
+        if kind == "int":
+            out[name] = d.IntDistribution(args[0], args[1], step=args[2])
+        elif kind == "log":
+            out[name] = d.FloatDistribution(args[0], args[1], log=True)
+        elif kind == "float":
+            out[name] = d.FloatDistribution(args[0], args[1])
+        else:
+            out[name] = d.CategoricalDistribution(args[0])
+    return out
+
+
+def settings(model: str, sampled: dict, h: int, season: int) -> dict:
+    """The model's settings from a trial's sampled values (a lookback factor becomes a lookback)."""
+    from forecast.models.neural import default_lookback
+
+    out = dict(sampled)
+    factor = out.pop("lookback_factor", None)
+    if factor is not None:
+        out["lookback"] = max(2, round(factor * default_lookback(h, season)))
+    if model in registry.NEURAL and out.get("ensemble", 1) > 1:
+        out["ensemble"] = int(out["ensemble"])
+    return out
+
+
+def command(path, model: str, h: int, best: dict) -> str:
+    """The `forecast train` command that trains the best configuration (to the same saved model)."""
+    parts = ["forecast train", str(path), "--model", model, "--horizon", str(h)]
+    for name, value in best.items():
+        option = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(option if value else f"--no-{name.replace('_', '-')}")
+        elif value is not None:
+            parts += [option, repr(value) if isinstance(value, float) else str(value)]
+    return " ".join(parts)
+
+
+@dataclass
+class TuneResult:
+    run_id: str  # the parent run
+    best_params: dict  # the model's settings
+    best_value: float  # the validation metric of the best trial
+    trials: pd.DataFrame  # number, state, value, run_id and the sampled values
+    final: object | None  # the TrainResult of the best configuration trained once more (None when stopped before)
+    command: str
+    seconds: float
+
+
+def tune(path, model: str = "gru", horizon: int | None = None, *, trials: int = 30, timeout=None,
+         metric: str = "smape", folds: int = 2, resume: str | None = None, test_path=None,
+         experiment: str | None = None, tracking_uri: str | None = None, seed: int = 1, echo=print,
+         on_trial=None, **options) -> TuneResult:
+    """Search `model`'s settings for the lowest validation `metric` over `trials` trials (or until `timeout`:
+    seconds or '20m'), each a backtest on `folds` origins carved from the data before the holdout (the test file's
+    origin, or the last `horizon` points); then train the best once more. `on_trial(number, value)` after each."""
+    from forecast import api, tracking
+
+    if model not in SPACES:
+        raise ModelError(f"--model {model}: nothing to tune (no settings to search); choose one of "
+                         f"{', '.join(SPACES)}")
+    if metric not in api.METRICS:
+        raise DataError(f"--metric {metric}: choose one of {', '.join(api.METRICS)}")
+    if trials < 1 or folds < 1:
+        raise DataError("--trials and --folds must be at least 1")
+    seconds = parse_duration(timeout)
+    columns, fixed = api.split_options(options)
+    fixed = {k: v for k, v in fixed.items() if v is not None}
+    final_options = {k: fixed.pop(k) for k in ("levels", "quantiles", "register") if k in fixed}
+    space = {k: v for k, v in SPACES[model].items() if k not in fixed and not (k == "lookback_factor" and
+                                                                                 "lookback" in fixed)}
+    registry.create(model, **fixed)  # bad fixed settings refused before anything runs
+    data = api.load(path, **columns)
+    test = None
+    if test_path is not None:
+        test = api.load(test_path, **{**columns, **{k: getattr(data.columns, k) for k in ("id_col", "time_col",
+                                                                                            "target_col")},
+                                      "freq": data.freq.alias, "season": data.freq.season})
+    h = int(horizon) if horizon else (int(test.lengths().max()) if test is not None
+                                      else api.default_horizon(data.lengths(), data.freq.season))
+    # the validation data: the holdout (the last h points) cut off, unless the holdout is the test file
+    carved = data.df if test is not None else data.df[data.df.groupby(ID, sort=False).cumcount(ascending=False)
+                                                      >= h].reset_index(drop=True)
+    validation = replace(data, df=carved)
+    experiment = experiment or Path(path).stem
+    params = {"model": model, "tune_metric": metric, "tune_folds": folds, "horizon": h, "data_sha256": data.sha256,
+              "search_space": json.dumps(space), "fixed": json.dumps(fixed, sort_keys=True)}
+    started = time.perf_counter()
+    with tracking.parent_run(experiment, run_name=f"tune-{model}", uri=tracking_uri, run_id=resume) as parent:
+        if resume:
+            done = _finished_trials(parent, params, metric)
+        else:
+            parent.log_params({**params, "trials": trials, "timeout_seconds": seconds, "seed": seed,
+                               "test_file": str(test_path) if test_path else None})
+            parent.log_dataset(data.df, data.path, data.sha256)
+            done = []
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        sampler = optuna.samplers.TPESampler(seed=seed + len(done))
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3)
+        study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner)
+        dists = distributions(space)
+        for values, value in done:
+            study.add_trial(optuna.trial.create_trial(params=values, distributions=dists, value=value))
+        if done:
+            echo(f"resuming: {len(done)} finished trial(s), best {metric} {study.best_value:.4g}")
+
+        def objective(trial):
+            sampled = {name: trial._suggest(name, dist) for name, dist in dists.items()}
+            hyper = {**fixed, **settings(model, sampled, h, data.freq.season)}
+            number = trial.number + 1
+            pruning = _Pruning(trial)
+            echo(f"trial {number}: {json.dumps(hyper)}")
+            result = api.backtest(path, model, h, folds=folds, final_fit=False, experiment=experiment,
+                                  tracking_uri=tracking_uri, run_name=f"trial-{number}", parent_run_id=parent.run_id,
+                                  data=validation, on_epoch=pruning, light=True, tags={TRIAL: number,
+                                                                           TRIAL_PARAMS: json.dumps(sampled)},
+                                  **hyper)
+            value = float(result.metrics[metric])
+            echo(f"  {metric} {value:.4g} ({result.train_seconds:.1f} s)")
+            return value
+
+        def after(study, frozen):
+            if frozen.state == optuna.trial.TrialState.COMPLETE and study.best_trial.number == frozen.number:
+                best = settings(model, frozen.params, h, data.freq.season)
+                parent.set_tags({"best_trial": frozen.number + 1, "best_params": json.dumps({**fixed, **best})})
+            if frozen.state == optuna.trial.TrialState.COMPLETE:
+                parent.log_metrics({f"best_{metric}": study.best_value}, step=frozen.number + 1)
+            if on_trial is not None:
+                on_trial(frozen.number + 1, frozen.value)
+
+        left = trials - len(done)
+        if left > 0:
+            study.optimize(objective, n_trials=left, timeout=seconds, callbacks=[after],
+                           catch=(ModelError,))
+        complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if not complete:
+            raise ModelError(f"tune: no trial of {model} finished; see the failed trials' runs in "
+                             f"experiment '{experiment}'")
+        best = {**fixed, **settings(model, study.best_params, h, data.freq.season)}
+        table = pd.DataFrame([{"trial": t.number + 1, "state": t.state.name, metric: t.value, **t.params}
+                              for t in study.trials])
+        parent.log_frame(table, "trials.csv")
+        parent.log_metrics({"trials_finished": len(complete), "tune_seconds": time.perf_counter() - started})
+        echo(f"best trial {study.best_trial.number + 1} of {len(study.trials)}: {metric} {study.best_value:.4g}; "
+             "training it on all of the data ...")
+        final = api.backtest(path, model, h, test_path=test_path, experiment=experiment, tracking_uri=tracking_uri,
+                             run_name=f"{model}-best", parent_run_id=parent.run_id, data=data, test=test, **best,
+                             **final_options)
+        parent.log_metrics({f"holdout_{k}": v for k, v in final.metrics.items() if k in api.METRICS})
+        parent.set_tags({"best_run_id": final.run_id})
+        model_uri, _ = api.log_fitted(parent, final, data)
+        final.model_uri = model_uri
+    return TuneResult(run_id=parent.run_id, best_params=best, best_value=float(study.best_value), trials=table,
+                      final=final, command=command(path, model, h, best),
+                      seconds=time.perf_counter() - started)
+
+
+class _Pruning:
+    """on_epoch for a trial: the per-epoch validation loss of the first fold's (first member's) training reported to
+    Optuna, which may stop the trial (its run then ends KILLED, tagged forecast.pruned)."""
+
+    def __init__(self, trial):
+        self.trial, self.last, self.done = trial, 0, False
+
+    def __call__(self, epoch, metrics):
+        if self.done or epoch <= self.last or "val_loss" not in metrics:
+            self.done = self.done or epoch <= self.last
+            return
+        self.last = epoch
+        self.trial.report(float(metrics["val_loss"]), epoch)
+        if self.trial.should_prune():
+            raise Pruned(f"pruned at epoch {epoch}: validation loss {metrics['val_loss']:.4g} worse than the median "
+                         "of earlier trials")
+
+
+class Pruned(optuna.TrialPruned):
+    ends_killed = True  # forecast.tracking ends the run KILLED rather than FAILED
+
+
+def _finished_trials(parent, params: dict, metric: str) -> list[tuple[dict, float]]:
+    """The sampled values and metric of the parent's finished trials, refusing a parent of another study."""
+    from mlflow.entities import ViewType
+
+    run = parent.client.get_run(parent.run_id)
+    logged = run.data.params
+    different = [k for k, v in params.items() if k in logged and logged[k] != str(v)]
+    if "model" not in logged or different:
+        raise DataError(f"--resume {parent.run_id}: not a tune run of this command (it differs in "
+                        f"{', '.join(different) or 'everything'}); give the same data, model and options")
+    children = parent.client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.run_id}'",
+                                         run_view_type=ViewType.ACTIVE_ONLY, max_results=5000)
+    done = []
+    for child in children:
+        if child.info.status == "FINISHED" and TRIAL_PARAMS in child.data.tags and metric in child.data.metrics:
+            done.append((json.loads(child.data.tags[TRIAL_PARAMS]), float(child.data.metrics[metric])))
+    return done

@@ -1,0 +1,124 @@
+"""`forecast tune`: trials as child runs scored on validation folds carved before the holdout (the holdout's values
+never change the search), the best trained again and logged to the parent, Ctrl-C and --resume."""
+
+import json
+
+import mlflow
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from forecast import tuning
+from forecast.cli import main
+from forecast.errors import DataError, ModelError
+from tests.conftest import DATA
+
+FAST = {"max_iter": 25}  # gbm: fixed, not searched
+
+
+@pytest.fixture
+def split(tmp_path):
+    """Six real M3 quarterly series: the official training file and test file cut to them."""
+    train, test = (pd.read_csv(DATA / f"m3_quarterly_{part}.csv") for part in ("train", "test"))
+    keep = train["unique_id"].drop_duplicates().iloc[:6]
+    paths = tmp_path / "train.csv", tmp_path / "test.csv"
+    train[train["unique_id"].isin(keep)].to_csv(paths[0], index=False)
+    test[test["unique_id"].isin(keep)].to_csv(paths[1], index=False)
+    return paths
+
+
+def _trial_runs(parent: str) -> pd.DataFrame:
+    runs = mlflow.search_runs(search_all_experiments=True, filter_string=f"tags.mlflow.parentRunId = '{parent}'")
+    return runs[runs["tags.mlflow.runName"].str.startswith("trial-")]
+
+
+def test_the_holdout_never_changes_the_search(split, tmp_path):
+    """The same study on the same training file with the test file's values poisoned (huge) chooses the same
+    settings from the same trial scores; only the final holdout score differs."""
+    train, test = split
+    clean = tuning.tune(train, "gbm", trials=3, test_path=test, echo=lambda *_: None, **FAST)
+    poisoned = tmp_path / "poisoned.csv"
+    pd.read_csv(test).assign(y=1e12).to_csv(poisoned, index=False)
+    again = tuning.tune(train, "gbm", trials=3, test_path=poisoned, echo=lambda *_: None, **FAST)
+    assert again.best_params == clean.best_params
+    pd.testing.assert_series_equal(again.trials["smape"], clean.trials["smape"])
+    assert again.final.metrics["smape"] > 190 > clean.final.metrics["smape"]
+    assert set(clean.best_params) == {"lookback", "learning_rate", "max_leaf_nodes", "min_samples_leaf",
+                                      "l2_regularization", "loss", "max_iter"}
+
+
+def test_the_holdout_is_the_files_tail_without_a_test_file(split, tmp_path):
+    """Without a test file the validation data is the file less its last horizon: poisoning that tail changes
+    nothing in the search either."""
+    train, _ = split
+    df = pd.read_csv(train)
+    tail = df.groupby("unique_id").cumcount(ascending=False) < 8
+    poisoned = tmp_path / "tail.csv"
+    df.assign(y=df["y"].where(~tail, 1e12)).to_csv(poisoned, index=False)
+    a = tuning.tune(train, "gbm", 8, trials=2, echo=lambda *_: None, **FAST)
+    b = tuning.tune(poisoned, "gbm", 8, trials=2, echo=lambda *_: None, **FAST)
+    pd.testing.assert_series_equal(a.trials["smape"], b.trials["smape"])
+
+
+def test_the_best_is_trained_again_and_logged_to_the_parent(split):
+    train, test = split
+    result = tuning.tune(train, "ar", trials=3, test_path=test, echo=lambda *_: None)
+    parent = mlflow.get_run(result.run_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags["mlflow.runName"] == "tune-ar"
+    trials = _trial_runs(result.run_id)
+    assert len(trials) == 3 and set(trials["status"]) == {"FINISHED"}
+    assert trials["metrics.smape"].min() == pytest.approx(result.best_value)
+    best = trials[trials["metrics.smape"] == trials["metrics.smape"].min()]  # ties: orders that select alike
+    assert result.best_params in [json.loads(p) for p in best["tags.forecast.trial_params"]]
+    assert parent.data.tags["best_run_id"] == result.final.run_id
+    assert parent.data.metrics["holdout_smape"] == pytest.approx(result.final.metrics["smape"])
+    forecasts = mlflow.pyfunc.load_model(f"runs:/{result.run_id}/model").predict(pd.read_csv(train))
+    final = mlflow.pyfunc.load_model(f"runs:/{result.final.run_id}/model").predict(pd.read_csv(train))
+    pd.testing.assert_frame_equal(forecasts, final)
+    assert result.command.startswith(f"forecast train {train} --model ar --horizon 8 --max-lags ")
+
+
+def test_an_interrupted_study_resumes_with_its_finished_trials(split):
+    """Ctrl-C after the second trial ends the parent KILLED with the best so far tagged; --resume reopens the same
+    parent, keeps both trials and runs only the rest."""
+    train, test = split
+
+    def stop(number, value):
+        if number == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tuning.tune(train, "gbm", trials=4, test_path=test, on_trial=stop, echo=lambda *_: None, **FAST)
+    parent = mlflow.search_runs(search_all_experiments=True, filter_string="tags.mlflow.runName = 'tune-gbm'")
+    assert len(parent) == 1 and parent["status"][0] == "KILLED"
+    parent_id = parent["run_id"][0]
+    before = _trial_runs(parent_id)
+    assert len(before) == 2 and "best_params" in mlflow.get_run(parent_id).data.tags
+    lines = []
+    result = tuning.tune(train, "gbm", trials=4, test_path=test, resume=parent_id, echo=lines.append, **FAST)
+    assert result.run_id == parent_id and mlflow.get_run(parent_id).info.status == "FINISHED"
+    assert lines[0].startswith("resuming: 2 finished trial(s)")
+    after = _trial_runs(parent_id)
+    assert len(after) == 4 and set(after["status"]) == {"FINISHED"}
+    assert result.best_value == pytest.approx(after["metrics.smape"].min())
+    assert len(result.trials) == 4
+    with pytest.raises(DataError, match="not a tune run of this command"):
+        tuning.tune(train, "gbm", trials=4, test_path=test, resume=parent_id, echo=lambda *_: None, max_iter=30)
+
+
+def test_refusals_and_the_command_line(split):
+    train, test = split
+    with pytest.raises(ModelError, match="--model naive: nothing to tune"):
+        tuning.tune(train, "naive")
+    with pytest.raises(DataError, match="--timeout soon"):
+        tuning.parse_duration("soon")
+    assert tuning.parse_duration("20m") == 1200 and tuning.parse_duration("1.5h") == 5400
+    runner = CliRunner()
+    done = runner.invoke(main, ["tune", str(train), "--model", "gbm", "--trials", "2", "--max-iter", "20", "--test",
+                                str(test)])
+    assert done.exit_code == 0, done.output
+    assert "best validation smape" in done.output and "reproduce: forecast train" in done.output
+    assert "--max-iter 20" in done.output
+    bad = runner.invoke(main, ["tune", str(train), "--model", "naive"])
+    assert bad.exit_code == 1 and bad.output.strip().endswith("nothing to tune (no settings to search); choose one "
+                                                              "of rnn, lstm, gru, transformer, ar, gbm")
