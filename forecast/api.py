@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecast import registry
+from forecast import fits, registry
 from forecast.covariates import next_rows, read_future, refuse
 from forecast.data import (
     ID,
@@ -250,6 +250,7 @@ def _fit_final(run, scored, model: str, hyper: dict, data: Dataset, h: int, regi
         exc.model_logged = True
         raise
     final.inherit(scored)
+    fits.store(final, data.df, h, data.covariates)
     run.log_metrics({"final_fit_seconds": time.perf_counter() - start})
     return final
 
@@ -272,8 +273,13 @@ def _fit_folds(run, forecaster, model: str, hyper: dict, data: Dataset, cuts, h:
             logged = fold == len(cuts) or not refit
             start = time.perf_counter()
             try:
-                forecaster.fit(fit_part, data.freq, h, on_epoch=_epoch_logger(run, on_epoch) if logged else on_epoch,
-                               covariates=data.covariates)
+                cached = fits.lookup(forecaster, fit_part, h, data.covariates)
+                if cached is not None:  # fitted in this pipeline already (a combination's member)
+                    forecaster = cached
+                else:
+                    forecaster.fit(fit_part, data.freq, h, covariates=data.covariates,
+                                   on_epoch=_epoch_logger(run, on_epoch) if logged else on_epoch)
+                    fits.store(forecaster, fit_part, h, data.covariates)
             except (TrainingDiverged, TrainingInterrupted) as exc:
                 exc.run_id = run.run_id
                 if exc.best_epoch:  # the net holds the best weights seen before: keep them as the run's model

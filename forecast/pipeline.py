@@ -1,4 +1,5 @@
-"""YAML pipelines: several models backtested on one data set, as child runs of one parent run, and a leaderboard."""
+"""YAML pipelines: several models backtested on one data set, as child runs of one parent run, and a leaderboard;
+combinations of them (`combine`), which reuse their members' fits (forecast.fits)."""
 
 from __future__ import annotations
 
@@ -211,7 +212,7 @@ class PipelineResult:
 
 def run_pipeline(path, only: str | None = None, tracking_uri: str | None = None, echo=print) -> PipelineResult:
     """Backtest every model of the pipeline as a child run of one parent run; rank them in a leaderboard."""
-    from forecast import api, plots, report, tracking
+    from forecast import api, fits, plots, report, tracking
 
     pipeline = load_pipeline(path)
     models = select(pipeline, only)
@@ -232,7 +233,7 @@ def run_pipeline(path, only: str | None = None, tracking_uri: str | None = None,
 
     data, _ = load({k: pipeline.data.get(k) for k in ROLES})
     rows, holdouts, failures = [], {}, {}
-    with tracking.parent_run(pipeline.name, run_name=pipeline.name, uri=tracking_uri) as parent:
+    with tracking.parent_run(pipeline.name, run_name=pipeline.name, uri=tracking_uri) as parent, fits.shared():
         parent.log_params({"pipeline": str(pipeline.file), "models": ",".join(m.label for m in models),
                            "metric": pipeline.metric, "folds": pipeline.folds, "step": pipeline.step,
                            **api.data_params(data, pipeline.horizon)})

@@ -29,6 +29,7 @@ NET_SPACE = {
     "epochs": ("int", 10, 40, 10),
     "loss": ("choice", ["mae", "mase", "smape"]),
     "ensemble": ("choice", [1, 3]),
+    "combine": ("choice", ["ar", "none"]),  # averaged with AR (the weight chosen on validation windows) or not
 }
 SPACES = {
     **{name: NET_SPACE for name in registry.NEURAL},
@@ -167,11 +168,14 @@ def tune(path, model: str = "gru", horizon: int | None = None, *, trials: int = 
             number = trial.number + 1
             pruning = _Pruning(trial)
             echo(f"trial {number}: {json.dumps(hyper)}")
-            result = api.backtest(path, model, h, folds=folds, final_fit=False, experiment=experiment,
-                                  tracking_uri=tracking_uri, run_name=f"trial-{number}", parent_run_id=parent.run_id,
-                                  data=validation, on_epoch=pruning, light=True, tags={TRIAL: number,
-                                                                           TRIAL_PARAMS: json.dumps(sampled)},
-                                  **hyper)
+            try:
+                result = api.backtest(path, model, h, folds=folds, final_fit=False, experiment=experiment,
+                                      tracking_uri=tracking_uri, run_name=f"trial-{number}",
+                                      parent_run_id=parent.run_id, data=validation, on_epoch=pruning, light=True,
+                                      tags={TRIAL: number, TRIAL_PARAMS: json.dumps(sampled)}, **hyper)
+            except Pruned as exc:
+                echo(f"  {exc}")
+                raise
             value = float(result.metrics[metric])
             echo(f"  {metric} {value:.4g} ({result.train_seconds:.1f} s)")
             return value

@@ -72,7 +72,7 @@ class Combination(Forecaster):
     Config = CombinationConfig
 
     def fit(self, df, freq, h, on_epoch=None, covariates=NO_COVARIATES):
-        from forecast import registry
+        from forecast import fits, registry
         from forecast.api import model_params
 
         if covariates:
@@ -83,9 +83,13 @@ class Combination(Forecaster):
         for name in self.config.names():
             member = registry.create(name, **(self.config.params.get(name) or {}))
             model_params(member, h, freq.season)  # the nets' default lookback resolved as a lone model's
-            member.checkpoints_ = getattr(self, "checkpoints_", None)
-            member.checkpoint_key_ = f"{getattr(self, 'checkpoint_key_', 'fit')}-{name}"
-            self.members_.append(member.fit(df, freq, h))
+            cached = fits.lookup(member, df, h, covariates)
+            if cached is None:  # not fitted by this pipeline already (forecast.fits)
+                member.checkpoints_ = getattr(self, "checkpoints_", None)
+                member.checkpoint_key_ = f"{getattr(self, 'checkpoint_key_', 'fit')}-{name}"
+                cached = member.fit(df, freq, h)
+                fits.store(cached, df, h, covariates)
+            self.members_.append(cached)
         self._set_weights()
         self.history_ = df
         return self
