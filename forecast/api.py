@@ -158,7 +158,7 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
     fit_on = "all" if final_fit or test is not None else "holdout"
     n_scored = int(cuts[-1][1][ID].nunique())
     params = {"model": model, **model_params(forecaster, h, data.freq.season), **data_params(data, h),
-              "folds": folds, "step": step, "refit": refit if neural else True,
+              "folds": folds, "step": step, "refit": refit if model in registry.GLOBAL else True,
               "test_file": str(test_path) if test_path else None, "n_series_scored": n_scored,
               "levels": ",".join(f"{v:g}" for v in levels), "quantiles": ",".join(f"{v:g}" for v in quantiles)}
     label = run_name or model
@@ -260,10 +260,9 @@ def _fit_folds(run, forecaster, model: str, hyper: dict, data: Dataset, cuts, h:
     """Fit (refit per fold, except nets with refit=False) and forecast every fold (the future covariates from
     `full`, the data with the test file's); the per-epoch metrics of the model that ends up logged go to the
     run. Returns (the last model, [(scores, holdout frame)], fit seconds)."""
-    neural = model in registry.NEURAL
     out, seconds = [], 0.0
     for fold, (fit_part, test_part) in enumerate(cuts, start=1):
-        if fold == 1 or refit or not neural:
+        if fold == 1 or refit or model not in registry.GLOBAL:
             if fold > 1:
                 checkpoints = getattr(forecaster, "checkpoints_", None)
                 forecaster = registry.create(model, **hyper)

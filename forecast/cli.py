@@ -266,7 +266,7 @@ def train(csv, model, horizon, quiet, no_refit, **options):
 @model_options
 @click.option("--folds", default=3, show_default=True, type=int, help="Forecast origins.")
 @click.option("--step", type=int, help="Steps between origins [default: one horizon].")
-@click.option("--no-refit", is_flag=True, help="Nets: train once before the first origin, forecast every fold; save "
+@click.option("--no-refit", is_flag=True, help="Nets and gbm: train once before the first origin, forecast every fold; save "
                                                "that model (not one fitted again on all the data).")
 def backtest(csv, model, horizon, quiet, folds, step, no_refit, **options):
     """Rolling-origin evaluation: fit before each of the last FOLDS origins and forecast the next HORIZON points.

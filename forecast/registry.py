@@ -20,6 +20,7 @@ MODELS = {
     "combination": "forecast.models.ensemble:Combination",
 }
 NEURAL = ("rnn", "lstm", "gru", "transformer")
+GLOBAL = NEURAL + ("gbm",)  # one model over all series: with refit off, trained once before the first origin
 
 
 def model_class(name: str):
