@@ -26,7 +26,7 @@ from forecast.data import (
 )
 from forecast.errors import DataError, ModelError, TrainingDiverged, TrainingInterrupted
 from forecast.intervals import DEFAULT_LEVELS, check_levels, check_quantiles, level_columns, quantile_column
-from forecast.metrics import evaluate
+from forecast.metrics import error_by_step, evaluate
 
 METRICS = ("mae", "rmse", "smape", "mape", "mase")
 CHECKPOINT_EVERY = 60.0  # seconds between a net's checkpoints (at most; one more when each training ends)
@@ -54,6 +54,7 @@ class TrainResult:
     covariates: Covariates = field(default_factory=Covariates)  # the covariate roles the model reads
     fitted: object = field(default=None, repr=False)  # the model logged (forecast.models.base.Forecaster)
     fit_history: pd.DataFrame | None = field(default=None, repr=False)  # the data it was fitted on
+    error_by_step: pd.DataFrame | None = None  # forecast.metrics.error_by_step of the holdout forecasts
 
 
 def data_params(data: Dataset, h: int) -> dict:
@@ -104,7 +105,7 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
              parent_run_id: str | None = None, data: Dataset | None = None, test: Dataset | None = None,
              levels=DEFAULT_LEVELS, quantiles=(), on_epoch=None, resume: str | None = None,
              checkpoint_every: float | None = None, tags: dict | None = None, light: bool = False,
-             **hyper) -> TrainResult:
+             fit_horizon: int | None = None, **hyper) -> TrainResult:
     """Rolling-origin evaluation: for each of the last `folds` origins, `step` apart, fit on everything before it
     and forecast the next `horizon` points; one MLflow run with per-fold and mean metrics and the last fold's model.
 
@@ -137,6 +138,9 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
     if folds < 1:
         raise DataError(f"--folds {folds}: must be at least 1")
     step = int(step or h)
+    if fit_horizon is not None and not 1 <= int(fit_horizon) <= h:
+        raise DataError(f"--fit-horizon {fit_horizon}: must be between 1 and the horizon ({h})")
+    fit_h = int(fit_horizon or h)
     if test is not None:
         if folds != 1:
             raise DataError("a test file gives one forecast origin (the official split); leave out --folds")
@@ -157,10 +161,11 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
     experiment = experiment or Path(path).stem
     fit_on = "all" if final_fit or test is not None else "holdout"
     n_scored = int(cuts[-1][1][ID].nunique())
-    params = {"model": model, **model_params(forecaster, h, data.freq.season), **data_params(data, h),
+    params = {"model": model, **model_params(forecaster, fit_h, data.freq.season), **data_params(data, h),
               "folds": folds, "step": step, "refit": refit if model in registry.GLOBAL else True,
               "test_file": str(test_path) if test_path else None, "n_series_scored": n_scored,
-              "levels": ",".join(f"{v:g}" for v in levels), "quantiles": ",".join(f"{v:g}" for v in quantiles)}
+              "levels": ",".join(f"{v:g}" for v in levels), "quantiles": ",".join(f"{v:g}" for v in quantiles),
+              **({"fit_horizon": fit_h} if fit_horizon else {})}
     label = run_name or model
     resume_from = tracking.resumable(resume, params, tracking_uri) if resume else None  # refused before a new run
     with tracking.training_run(experiment, run_name=label, uri=tracking_uri, parent_run_id=parent_run_id) as run:
@@ -179,8 +184,8 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
         if test is not None:
             run.log_dataset(test.df, test.path, test.sha256, context="evaluation")
         full = data.df if test is None else sort_long_frame(pd.concat([data.df, test.df], ignore_index=True))
-        forecaster, folds_out, seconds = _fit_folds(run, forecaster, model, hyper, data, cuts, h, refit, register,
-                                                    on_epoch, (levels, quantiles), full)
+        forecaster, folds_out, seconds = _fit_folds(run, forecaster, model, hyper, data, cuts, (fit_h, h), refit,
+                                                    register, on_epoch, (levels, quantiles), full)
         fold_metrics = [scores for scores, _ in folds_out]
         names = list(fold_metrics[0])
         metrics = {k: float(np.mean([m[k] for m in fold_metrics])) for k in names}
@@ -190,6 +195,11 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
         bounds = [c for level in levels for c in level_columns(level)] + [quantile_column(q) for q in quantiles]
         holdout = pd.concat([f for _, f in folds_out], ignore_index=True)[["fold", ID, TIME, TARGET, "yhat", *bounds]]
         run.log_frame(holdout, "holdout_forecasts.csv")
+        steps = error_by_step([(fit, frame) for (fit, _), (_, frame) in zip(cuts, folds_out)], data.freq.season,
+                              fit_h if fit_horizon else None)
+        run.log_frame(steps, "error_by_step.csv")
+        for name in ("smape", "mase"):
+            run.log_curve(f"{name}_by_step", steps[name])
         fit_part, test_part = cuts[-1]
         if not light:
             figure = plots.forecast_figure(fit_part, test_part, folds_out[-1][1], f"{label} on {Path(path).name}, "
@@ -197,7 +207,7 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
             run.log_figure(figure, "forecast.png")
             plots.close(figure)
         if fit_on == "all" and test is None:
-            forecaster, fit_part = _fit_final(run, forecaster, model, hyper, data, h, register, on_epoch), data.df
+            forecaster, fit_part = _fit_final(run, forecaster, model, hyper, data, fit_h, register, on_epoch), data.df
         run.log_params({"fit_on": fit_on})
         model_uri, registered = _log_model(run, forecaster, data, fit_part, h, register) if not light else ("", None)
     return TrainResult(run_id=run.run_id, experiment=experiment, model=model, model_uri=model_uri, horizon=h,
@@ -205,7 +215,7 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
                        metrics=metrics, train_seconds=seconds, forecast=holdout, fold_metrics=fold_metrics,
                        metrics_std=spread, gradient_flow=flow, gradient_summary=summary, fit_on=fit_on,
                        n_series_scored=n_scored, n_series=data.n_series, covariates=data.covariates,
-                       fitted=forecaster, fit_history=fit_part)
+                       fitted=forecaster, fit_history=fit_part, error_by_step=steps)
 
 
 def log_fitted(run, result: TrainResult, data: Dataset) -> tuple[str, str | None]:
@@ -255,30 +265,32 @@ def _fit_final(run, scored, model: str, hyper: dict, data: Dataset, h: int, regi
     return final
 
 
-def _fit_folds(run, forecaster, model: str, hyper: dict, data: Dataset, cuts, h: int, refit: bool,
+def _fit_folds(run, forecaster, model: str, hyper: dict, data: Dataset, cuts, horizons: tuple[int, int], refit: bool,
                register: str | None, on_epoch, bands: tuple, full: pd.DataFrame):
     """Fit (refit per fold, except nets with refit=False) and forecast every fold (the future covariates from
     `full`, the data with the test file's); the per-epoch metrics of the model that ends up logged go to the
-    run. Returns (the last model, [(scores, holdout frame)], fit seconds)."""
+    run. `horizons`: (the horizon fitted for, the horizon forecast and scored). Returns (the last model,
+    [(scores, holdout frame)], fit seconds)."""
+    fit_h, h = horizons
     out, seconds = [], 0.0
     for fold, (fit_part, test_part) in enumerate(cuts, start=1):
         if fold == 1 or refit or model not in registry.GLOBAL:
             if fold > 1:
                 checkpoints = getattr(forecaster, "checkpoints_", None)
                 forecaster = registry.create(model, **hyper)
-                model_params(forecaster, h, data.freq.season)
+                model_params(forecaster, fit_h, data.freq.season)
                 forecaster.checkpoints_ = checkpoints
             forecaster.checkpoint_key_ = f"fold{fold}"
             logged = fold == len(cuts) or not refit
             start = time.perf_counter()
             try:
-                cached = fits.lookup(forecaster, fit_part, h, data.covariates)
+                cached = fits.lookup(forecaster, fit_part, fit_h, data.covariates)
                 if cached is not None:  # fitted in this pipeline already (a combination's member)
                     forecaster = cached
                 else:
-                    forecaster.fit(fit_part, data.freq, h, covariates=data.covariates,
+                    forecaster.fit(fit_part, data.freq, fit_h, covariates=data.covariates,
                                    on_epoch=_epoch_logger(run, on_epoch) if logged else on_epoch)
-                    fits.store(forecaster, fit_part, h, data.covariates)
+                    fits.store(forecaster, fit_part, fit_h, data.covariates)
             except (TrainingDiverged, TrainingInterrupted) as exc:
                 exc.run_id = run.run_id
                 if exc.best_epoch:  # the net holds the best weights seen before: keep them as the run's model

@@ -266,9 +266,11 @@ def train(csv, model, horizon, quiet, no_refit, **options):
 @model_options
 @click.option("--folds", default=3, show_default=True, type=int, help="Forecast origins.")
 @click.option("--step", type=int, help="Steps between origins [default: one horizon].")
-@click.option("--no-refit", is_flag=True, help="Nets and gbm: train once before the first origin, forecast every fold; save "
-                                               "that model (not one fitted again on all the data).")
-def backtest(csv, model, horizon, quiet, folds, step, no_refit, **options):
+@click.option("--no-refit", is_flag=True, help="Nets and gbm: train once before the first origin, forecast every "
+                                               "fold; save that model (not one fitted again on all the data).")
+@click.option("--fit-horizon", type=int, help="Train for this many steps and forecast the rest of --horizon "
+                                           "recursively, to see the recursion's error growth [default: --horizon].")
+def backtest(csv, model, horizon, quiet, folds, step, no_refit, fit_horizon, **options):
     """Rolling-origin evaluation: fit before each of the last FOLDS origins and forecast the next HORIZON points.
 
     Logs per-fold metrics (the fold as the step) and their mean and standard deviation.
@@ -282,7 +284,8 @@ def backtest(csv, model, horizon, quiet, folds, step, no_refit, **options):
     options = interval_options({k: v for k, v in options.items() if v is not None})
     result = fit_with_progress(
         lambda on_epoch: api.backtest(csv, model, horizon, folds=folds, step=step, refit=not no_refit,
-                                      final_fit=not no_refit, on_epoch=on_epoch, **options), model, options, quiet)
+                                      final_fit=not no_refit, on_epoch=on_epoch, fit_horizon=fit_horizon, **options),
+        model, options, quiet)
     names = ("mae", "rmse", "smape", "mase")
     for fold, scores in enumerate(result.fold_metrics, start=1):
         click.echo(f"fold {fold}: " + "  ".join(f"{n} {scores[n]:.4g}" for n in names))

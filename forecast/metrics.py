@@ -79,3 +79,29 @@ def evaluate(train: pd.DataFrame, test: pd.DataFrame, forecast: pd.DataFrame, se
         if f"msis_{MSIS_LEVEL:g}" in scores:
             scores["msis"] = scores[f"msis_{MSIS_LEVEL:g}"]
     return scores
+
+
+def error_by_step(folds, season: int, direct: int | None = None) -> pd.DataFrame:
+    """The error at each step ahead, averaged over series and folds: `folds` is [(training part, holdout frame with
+    unique_id, ds, y, yhat)]; step k is each series' k-th point after the origin. Columns step, smape, mase (each
+    series' errors divided by its in-sample seasonal-naive MAE at that origin; undefined scales left out), mae, n
+    (the series x folds scored at that step) and, with `direct` (the horizon the model was trained for), part:
+    "direct" up to it, "recursive" past it."""
+    parts = []
+    for train, frame in folds:
+        frame = frame.sort_values([ID, TIME], kind="stable")
+        scales = train.groupby(ID, sort=False)[TARGET].agg(lambda y: seasonal_scale(y.to_numpy(float), season))
+        y, f = frame[TARGET].to_numpy(float), frame["yhat"].to_numpy(float)
+        error = np.abs(y - f)
+        denom = np.abs(y) + np.abs(f)
+        scale = frame[ID].map(scales).to_numpy(float)
+        parts.append(pd.DataFrame({
+            "step": frame.groupby(ID, sort=False).cumcount().to_numpy() + 1,
+            "smape": np.where(denom == 0, 0.0, 200.0 * error / np.where(denom == 0, 1.0, denom)),
+            "mase": np.where(np.isfinite(scale) & (scale > 0), error / np.where(scale > 0, scale, 1.0), np.nan),
+            "mae": error}))
+    table = pd.concat(parts, ignore_index=True).groupby("step").agg(
+        smape=("smape", "mean"), mase=("mase", "mean"), mae=("mae", "mean"), n=("mae", "size")).reset_index()
+    if direct is not None:
+        table["part"] = np.where(table["step"] <= direct, "direct", "recursive")
+    return table

@@ -232,7 +232,7 @@ def run_pipeline(path, only: str | None = None, tracking_uri: str | None = None,
         return loaded[key]
 
     data, _ = load({k: pipeline.data.get(k) for k in ROLES})
-    rows, holdouts, failures = [], {}, {}
+    rows, holdouts, steps, failures = [], {}, {}, {}
     with tracking.parent_run(pipeline.name, run_name=pipeline.name, uri=tracking_uri) as parent, fits.shared():
         parent.log_params({"pipeline": str(pipeline.file), "models": ",".join(m.label for m in models),
                            "metric": pipeline.metric, "folds": pipeline.folds, "step": pipeline.step,
@@ -252,7 +252,7 @@ def run_pipeline(path, only: str | None = None, tracking_uri: str | None = None,
                 echo(f"  FAILED: {failures[spec.label]}")
                 rows.append({"label": spec.label, "model": spec.model, "status": "FAILED"})
                 continue
-            holdouts[spec.label] = result.forecast
+            holdouts[spec.label], steps[spec.label] = result.forecast, result.error_by_step
             shown = {k: v for k, v in result.metrics.items() if k in SHOWN}
             row = {"label": spec.label, "model": spec.model, "status": "FINISHED", **shown,
                    **{k: v for k, v in result.metrics_std.items() if k.removesuffix("_std") in shown}}
@@ -266,7 +266,9 @@ def run_pipeline(path, only: str | None = None, tracking_uri: str | None = None,
         parent.set_description(f"**{pipeline.name}**: {len(models)} models backtested on `{Path(data.path).name}` "
                                f"({pipeline.folds} fold(s), {horizon}), ranked by {pipeline.metric}.\n\n{table}")
         if holdouts:
-            figure = plots.leaderboard_figure(holdouts, data.df, f"{pipeline.name}: holdout forecasts")
+            figure = plots.leaderboard_figure(holdouts, data.df, f"{pipeline.name}: holdout forecasts", by_step=steps)
+            parent.log_frame(pd.concat([t.assign(label=label) for label, t in steps.items()], ignore_index=True),
+                             "error_by_step.csv")
             parent.log_figure(figure, "leaderboard.png")
             plots.close(figure)
             best = board[board["status"] == "FINISHED"].iloc[0]

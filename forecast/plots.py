@@ -42,12 +42,15 @@ def close(fig) -> None:
     plt.close(fig)
 
 
-def leaderboard_figure(holdouts: dict, history: pd.DataFrame, title: str, max_series: int = 2, context: int = 48):
-    """Every model's forecast of the last fold against the actual values, for the first `max_series` series."""
+def leaderboard_figure(holdouts: dict, history: pd.DataFrame, title: str, max_series: int = 2, context: int = 48,
+                       by_step: dict | None = None):
+    """Every model's forecast of the last fold against the actual values, for the first `max_series` series; with
+    `by_step` (label -> forecast.metrics.error_by_step table), a last panel of every model's sMAPE by step ahead."""
     first = next(iter(holdouts.values()))
     last_fold = first[first["fold"] == first["fold"].max()]
     ids = list(dict.fromkeys(last_fold[ID]))[:max_series]
-    fig, axes = plt.subplots(len(ids), 1, figsize=(10, 3.2 * len(ids) + 0.6), squeeze=False)
+    rows = len(ids) + (1 if by_step else 0)
+    fig, axes = plt.subplots(rows, 1, figsize=(10, 3.2 * rows + 0.6), squeeze=False)
     for ax, uid in zip(axes[:, 0], ids):
         actual = last_fold[last_fold[ID] == uid]
         past = history[(history[ID] == uid) & (history[TIME] < actual[TIME].min())].tail(context)
@@ -59,6 +62,15 @@ def leaderboard_figure(holdouts: dict, history: pd.DataFrame, title: str, max_se
         ax.set_title(str(uid), fontsize=9, loc="left")
         ax.grid(alpha=0.3)
     axes[0, 0].legend(loc="upper left", fontsize=8, ncol=4)
+    if by_step:
+        ax = axes[-1, 0]
+        for label, table in by_step.items():
+            ax.plot(table["step"], table["smape"], marker=".", lw=1.3, label=label)
+        ax.set_xlabel("step ahead")
+        ax.set_ylabel("sMAPE (mean over series and folds)")
+        ax.set_title("error by step ahead", fontsize=9, loc="left")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, ncol=4)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

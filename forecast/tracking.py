@@ -149,6 +149,13 @@ class Run:
         finite = [Metric(k, float(v), now, step or 0) for k, v in metrics.items() if v is not None and pd.notna(v)]
         retrying(lambda: self.client.log_batch(self.run_id, metrics=finite))
 
+    def log_curve(self, name: str, values) -> None:
+        """A metric whose history is a curve over steps 1, 2, ... (MLflow's chart view draws and overlays it)."""
+        now = int(time.time() * 1000)
+        points = [Metric(name, float(v), now, step) for step, v in enumerate(values, start=1) if pd.notna(v)]
+        for i in range(0, len(points), 1000):
+            retrying(lambda i=i: self.client.log_batch(self.run_id, metrics=points[i:i + 1000]))
+
     def log_frame(self, frame: pd.DataFrame, name: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / name

@@ -20,15 +20,15 @@ from forecast.data import ID
 from forecast.errors import DataError, ModelError
 
 # name -> ("int", low, high, step) | ("log", low, high) | ("float", low, high) | ("choice", [values])
-NET_SPACE = {
+NET_SPACE = {  # sizes up to the defaults' and a little past: a trial must fit a budget of minutes on a laptop
     "lookback_factor": ("choice", [0.75, 1.0, 1.5, 2.0]),  # times the default lookback (forecast.models.neural)
-    "hidden_size": ("choice", [32, 64, 128]),
-    "layers": ("int", 1, 3, 1),
-    "lr": ("log", 1e-4, 3e-3),
+    "hidden_size": ("choice", [32, 64]),
+    "layers": ("int", 1, 2, 1),
+    "lr": ("log", 3e-4, 3e-3),
     "dropout": ("float", 0.0, 0.3),
-    "epochs": ("int", 10, 40, 10),
+    "epochs": ("int", 10, 30, 10),
     "loss": ("choice", ["mae", "mase", "smape"]),
-    "ensemble": ("choice", [1, 3]),
+    "ensemble": ("choice", [1, 2]),
     "combine": ("choice", ["ar", "none"]),  # averaged with AR (the weight chosen on validation windows) or not
 }
 SPACES = {
@@ -166,7 +166,7 @@ def tune(path, model: str = "gru", horizon: int | None = None, *, trials: int = 
             sampled = {name: trial._suggest(name, dist) for name, dist in dists.items()}
             hyper = {**fixed, **settings(model, sampled, h, data.freq.season)}
             number = trial.number + 1
-            pruning = _Pruning(trial)
+            pruning = _Pruning(trial, None if seconds is None else started + seconds)
             echo(f"trial {number}: {json.dumps(hyper)}")
             try:
                 result = api.backtest(path, model, h, folds=folds, final_fit=False, experiment=experiment,
@@ -218,12 +218,15 @@ def tune(path, model: str = "gru", horizon: int | None = None, *, trials: int = 
 
 class _Pruning:
     """on_epoch for a trial: the per-epoch validation loss of the first fold's (first member's) training reported to
-    Optuna, which may stop the trial (its run then ends KILLED, tagged forecast.pruned)."""
+    Optuna, which may stop the trial (its run then ends KILLED); a trial still training when the budget (`deadline`,
+    time.perf_counter's) runs out is stopped too."""
 
-    def __init__(self, trial):
-        self.trial, self.last, self.done = trial, 0, False
+    def __init__(self, trial, deadline: float | None = None):
+        self.trial, self.deadline, self.last, self.done = trial, deadline, 0, False
 
     def __call__(self, epoch, metrics):
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise Pruned(f"stopped at epoch {epoch}: the --timeout budget ran out")
         if self.done or epoch <= self.last or "val_loss" not in metrics:
             self.done = self.done or epoch <= self.last
             return

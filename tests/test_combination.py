@@ -79,6 +79,8 @@ combine:
 
     expected = (holdout("seasonal-naive")["yhat"] + holdout("my-ar")["yhat"]) / 2
     np.testing.assert_allclose(holdout("avg")["yhat"], expected, rtol=1e-9)
+    steps = pd.read_csv(client.download_artifacts(result.run_id, "error_by_step.csv", str(tmp_path)))
+    assert steps.groupby("label").size().to_dict() == {"avg": 12, "my-ar": 12, "naive": 12, "seasonal-naive": 12}
     assert "avg: combination mean of seasonal-naive,ar" in "\n".join(pipeline.plan(pipeline.load_pipeline(path),
                                                                                    pipeline.load_pipeline(path).models +
                                                                                    pipeline.load_pipeline(path).combine))

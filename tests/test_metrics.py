@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from forecast.errors import DataError
 from forecast.metrics import evaluate, mase, smape
 
 finite = st.floats(-1e6, 1e6, allow_nan=False)
@@ -76,3 +77,47 @@ def test_evaluate_agrees_with_the_independent_scorer(tmp_path):
     assert ours["smape"] == pytest.approx(reference["smape"], abs=1e-3)
     assert ours["mase"] == pytest.approx(reference["mase"], abs=1e-3)
     assert ours["mae"] == pytest.approx(reference["mae"], abs=1e-5)
+
+
+def test_error_by_step_is_logged_and_equals_an_independent_computation(air_csv, tmp_path):
+    """The curves smape_by_step and mase_by_step and error_by_step.csv of a 2-fold backtest equal the errors
+    recomputed from the logged holdout forecasts; their means over steps equal the run's sMAPE and MASE."""
+    import mlflow
+
+    from forecast import api
+
+    result = api.backtest(air_csv, "seasonal-naive", 6, folds=2)
+    client = mlflow.MlflowClient()
+    holdout = pd.read_csv(client.download_artifacts(result.run_id, "holdout_forecasts.csv", str(tmp_path)))
+    table = pd.read_csv(client.download_artifacts(result.run_id, "error_by_step.csv", str(tmp_path)))
+    y = pd.read_csv(air_csv)["passengers"].to_numpy(float)
+    expected_smape, expected_mase = [], []
+    for k in range(6):
+        errors, scaled = [], []
+        for fold in (1, 2):
+            origin = len(y) - 6 * (3 - fold)  # the points before the fold's holdout
+            actual, forecast = y[origin + k], y[origin + k - 12]  # the seasonal naive by hand
+            errors.append(200 * abs(actual - forecast) / (abs(actual) + abs(forecast)))
+            scaled.append(abs(actual - forecast) / np.mean(np.abs(y[12:origin] - y[:origin - 12])))
+        expected_smape.append(np.mean(errors))
+        expected_mase.append(np.mean(scaled))
+    np.testing.assert_allclose(table["smape"], expected_smape, rtol=1e-9)
+    np.testing.assert_allclose(table["mase"], expected_mase, rtol=1e-9)
+    assert table["step"].tolist() == [1, 2, 3, 4, 5, 6] and table["n"].tolist() == [2] * 6
+    history = client.get_metric_history(result.run_id, "smape_by_step")
+    assert [m.step for m in history] == [1, 2, 3, 4, 5, 6]
+    np.testing.assert_allclose([m.value for m in history], expected_smape, rtol=1e-9)
+    assert np.mean(expected_smape) == pytest.approx(result.metrics["smape"])
+    assert np.mean(expected_mase) == pytest.approx(result.metrics["mase"])
+    assert len(holdout) == 12
+
+
+def test_a_fit_horizon_below_the_horizon_marks_the_recursive_steps(air_csv):
+    from forecast import api
+
+    result = api.backtest(air_csv, "gbm", 12, fit_horizon=4, max_iter=20, final_fit=False)
+    table = result.error_by_step
+    assert table["part"].tolist() == ["direct"] * 4 + ["recursive"] * 8
+    assert result.fitted.h_ == 4 and len(result.forecast) == 12
+    with pytest.raises(DataError, match="--fit-horizon 13: must be between 1 and the horizon"):
+        api.backtest(air_csv, "gbm", 12, fit_horizon=13)

@@ -1,0 +1,50 @@
+"""`forecast tune` on the M3 subsets, the search seeing only the official training file (validation folds before
+its end), the best configuration then scored on the official test file.
+
+    python3 benchmarks/tune.py --subsets quarterly --model gru --timeout 20m
+
+Prints per subset: the budget used, the trials (finished / pruned), the best validation sMAPE, and the test-file
+sMAPE and MASE of the best configuration; the forecasts go to tune_<subset>_forecasts.csv for bench/score.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from forecast import tuning
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--subsets", default="quarterly,yearly,monthly")
+    parser.add_argument("--model", default="gru")
+    parser.add_argument("--timeout", default="20m")
+    parser.add_argument("--trials", type=int, default=500)
+    parser.add_argument("--folds", type=int, default=2)
+    parser.add_argument("--tracking-uri", default=None)
+    args = parser.parse_args()
+    rows = []
+    for subset in args.subsets.split(","):
+        train, test = DATA / f"m3_{subset}_train.csv", DATA / f"m3_{subset}_test.csv"
+        start = time.perf_counter()
+        result = tuning.tune(train, args.model, trials=args.trials, timeout=args.timeout, folds=args.folds,
+                             test_path=test, experiment=f"tune_m3_{subset}", tracking_uri=args.tracking_uri,
+                             echo=lambda line: print(line, flush=True))
+        seconds = time.perf_counter() - start
+        result.final.forecast.to_csv(f"tune_{subset}_forecasts.csv", index=False)
+        states = result.trials["state"].value_counts().to_dict()
+        rows.append((subset, seconds, states.get("COMPLETE", 0), states.get("PRUNED", 0), result.best_value,
+                     result.final.metrics["smape"], result.final.metrics["mase"], result.best_params))
+    print("\n| subset | seconds (search + final fit) | trials finished / pruned | best validation sMAPE | test sMAPE | "
+          "test MASE | best settings |")
+    print("|---|---|---|---|---|---|---|")
+    for subset, seconds, done, pruned, value, smape, mase, best in rows:
+        print(f"| {subset} | {seconds:.0f} | {done} / {pruned} | {value:.3f} | {smape:.3f} | {mase:.3f} | {best} |")
+
+
+if __name__ == "__main__":
+    main()
