@@ -68,8 +68,8 @@ def measure(cell: str, delay: int, window: int, setting: Setting, seed: int = 1)
     val = task(1024, window, delay, seed + 1)
     test = task(2048, window, delay, seed + 2)
     net = build(cell, window, setting.hidden_size, seed)
-    cfg = TrainConfig(epochs=setting.epochs, steps_per_epoch=setting.steps_per_epoch, lr=setting.lr, patience=setting.epochs,
-                      seed=seed, device="cpu", loss="mae")
+    cfg = TrainConfig(epochs=setting.epochs, steps_per_epoch=setting.steps_per_epoch, lr=setting.lr,
+                      patience=setting.epochs, seed=seed, device="cpu", loss="mae")
     start = time.perf_counter()
     history = fit_network(net, train, val, cfg)
     seconds = time.perf_counter() - start
