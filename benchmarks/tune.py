@@ -1,7 +1,7 @@
 """`forecast tune` on the M3 subsets, the search seeing only the official training file (validation folds before
 its end), the best configuration then scored on the official test file.
 
-    python3 benchmarks/tune.py --subsets quarterly --model gru --timeout 20m
+    python3 benchmarks/tune.py --subsets quarterly,yearly,monthly --model gru --timeout 20m,10m,10m
 
 Prints per subset: the budget used, the trials (finished / pruned), the best validation sMAPE, and the test-file
 sMAPE and MASE of the best configuration; the forecasts go to tune_<subset>_forecasts.csv for bench/score.py.
@@ -22,23 +22,26 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--subsets", default="quarterly,yearly,monthly")
     parser.add_argument("--model", default="gru")
-    parser.add_argument("--timeout", default="20m")
+    parser.add_argument("--timeout", default="20m", help="one budget, or one per subset: 20m,10m,10m")
     parser.add_argument("--trials", type=int, default=500)
     parser.add_argument("--folds", type=int, default=2)
     parser.add_argument("--tracking-uri", default=None)
     args = parser.parse_args()
     rows = []
-    for subset in args.subsets.split(","):
+    subsets = args.subsets.split(",")
+    budgets = args.timeout.split(",") * (len(subsets) if "," not in args.timeout else 1)
+    for subset, budget in zip(subsets, budgets):
         train, test = DATA / f"m3_{subset}_train.csv", DATA / f"m3_{subset}_test.csv"
         start = time.perf_counter()
-        result = tuning.tune(train, args.model, trials=args.trials, timeout=args.timeout, folds=args.folds,
+        result = tuning.tune(train, args.model, trials=args.trials, timeout=budget, folds=args.folds,
                              test_path=test, experiment=f"tune_m3_{subset}", tracking_uri=args.tracking_uri,
                              echo=lambda line: print(line, flush=True))
         seconds = time.perf_counter() - start
         result.final.forecast.to_csv(f"tune_{subset}_forecasts.csv", index=False)
         states = result.trials["state"].value_counts().to_dict()
-        rows.append((subset, seconds, states.get("COMPLETE", 0), states.get("PRUNED", 0), result.best_value,
-                     result.final.metrics["smape"], result.final.metrics["mase"], result.best_params))
+        rows.append((f"{subset} ({budget})", seconds, states.get("COMPLETE", 0), states.get("PRUNED", 0),
+                     result.best_value, result.final.metrics["smape"], result.final.metrics["mase"],
+                     result.best_params))
     print("\n| subset | seconds (search + final fit) | trials finished / pruned | best validation sMAPE | test sMAPE | "
           "test MASE | best settings |")
     print("|---|---|---|---|---|---|---|")
