@@ -335,8 +335,12 @@ def tune(csv, model, horizon, quiet, trials, timeout, metric, folds, test_path, 
 
 
 @main.command()
-@click.argument("csv", type=click.Path())
-@click.option("--models", default="rnn,lstm,gru", show_default=True, help="Nets to compare, comma-separated.")
+@click.argument("csv", type=click.Path(), required=False)
+@click.option("--models", help="Nets to compare, comma-separated [default: rnn,lstm,gru; with --memory also the "
+                               "transformer].")
+@click.option("--memory", is_flag=True, help="Instead: how many steps back each cell can remember, on a synthetic "
+                                             "copy-after-k-steps task (no CSV); about 10 minutes.")
+@click.option("--quick", is_flag=True, help="With --memory: a one-minute version (delays 2, 4, 8; smaller nets).")
 @click.option("--horizon", "-H", type=int, help="Steps held out and forecast [default: one season].")
 @data_options
 @click.option("--lookback", type=int, help="Window the gradient is traced back through [default: 2 x horizon].")
@@ -348,7 +352,7 @@ def tune(csv, model, horizon, quiet, trials, timeout, metric, folds, test_path, 
 @click.option("--experiment", help="MLflow experiment [default: the CSV's name without extension].")
 @threads_option
 @tracking_option
-def diagnose(csv, models, horizon, output, **options):
+def diagnose(csv, models, horizon, output, memory, quick, **options):
     """Train the recurrent nets briefly and plot how much gradient reaches each step of the past.
 
     One picture of ‖∂L/∂h_{T−k}‖ by lag k for every model, logged to a parent run (its children are the models'
@@ -357,11 +361,16 @@ def diagnose(csv, models, horizon, output, **options):
     \b
     Example:
         forecast diagnose data/air_passengers.csv --models rnn,lstm,gru --lookback 48 -o gradient_flow.png
+        forecast diagnose --memory -o memory_horizon.png
     """
     from forecast import api
 
     options = {k: v for k, v in options.items() if v is not None}
-    names = tuple(m.strip() for m in models.split(",") if m.strip())
+    if memory:
+        return diagnose_memory(csv, models, quick, output, options)
+    if csv is None:
+        raise click.UsageError("give a CSV to diagnose (or --memory for the synthetic memory task)")
+    names = tuple(m.strip() for m in (models or "rnn,lstm,gru").split(",") if m.strip())
     run_id, results = api.diagnose(csv, names, horizon, output=output, echo=lambda line: click.echo(line, err=True),
                                    **options)
     click.echo(f"{'model':<12}{'grad_ratio_last_first':>24}{'half_life':>12}{'smape':>10}")
@@ -369,6 +378,22 @@ def diagnose(csv, models, horizon, output, **options):
         summary = result.gradient_summary
         click.echo(f"{name:<12}{summary['grad_ratio_last_first']:>24.3g}{summary['grad_half_life']:>12g}"
                    f"{result.metrics['smape']:>10.4g}")
+    click.echo(f"parent run {run_id}" + (f"; plot written to {output}" if output else ""))
+
+
+def diagnose_memory(csv, models, quick, output, options) -> None:
+    from forecast import memory
+
+    if csv is not None:
+        raise click.UsageError("--memory trains on a synthetic task: leave out the CSV")
+    names = tuple(m.strip() for m in (models or ",".join(memory.CELLS)).split(",") if m.strip())
+    run_id, table = memory.memory_horizon(names, quick, options.get("experiment") or "memory_horizon",
+                                          options.get("tracking_uri"), output, options.get("seed") or 1,
+                                          echo=lambda line: click.echo(line, err=True))
+    wide = table.pivot(index="cell", columns="delay", values="relative_error").loc[list(names)]
+    click.echo("relative error (1: nothing learned, 0: perfect) by delay k:")
+    click.echo(wide.to_string(float_format=lambda v: f"{v:.3f}"))
+    click.echo("largest delay solved (error < 0.1): " + ", ".join(f"{c} {k}" for c, k in memory.solved(table).items()))
     click.echo(f"parent run {run_id}" + (f"; plot written to {output}" if output else ""))
 
 

@@ -127,3 +127,44 @@ def figure(table: pd.DataFrame, title: str):
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def memory_horizon(cells=CELLS, quick: bool = False, experiment: str = "memory_horizon",
+                   tracking_uri: str | None = None, output=None, seed: int = 1, echo=print) -> tuple[str, pd.DataFrame]:
+    """The table for `cells` (the QUICK setting with `quick`), logged to one MLflow parent run (the table as
+    memory_horizon.csv, the plot, the largest delay each cell solves) with a child run per cell (its relative
+    error and gradient at the cue as curves over the delay); the plot also written to `output` when given."""
+    from forecast import plots, tracking
+
+    unknown = [c for c in cells if c not in CELLS]
+    if unknown:
+        from forecast.errors import ModelError
+
+        raise ModelError(f"--models {', '.join(unknown)}: the memory task compares the nets ({', '.join(CELLS)})")
+    setting = QUICK if quick else FULL
+    tables = []
+    with tracking.parent_run(experiment, run_name="memory-quick" if quick else "memory", uri=tracking_uri) as parent:
+        parent.log_params({"cells": ",".join(cells), "delays": ",".join(map(str, setting.delays)), "seed": seed,
+                           "hidden_size": setting.hidden_size, "train_windows": setting.train,
+                           "epochs": setting.epochs, "steps_per_epoch": setting.steps_per_epoch, "lr": setting.lr,
+                           "window": setting.window or "delay + 1", "solved_below": SOLVED})
+        for cell in cells:
+            echo(f"{cell} ...")
+            with tracking.training_run(experiment, run_name=f"memory-{cell}", uri=tracking_uri,
+                                       parent_run_id=parent.run_id) as run:
+                table = memory_table((cell,), setting, seed, echo)
+                run.log_params({"cell": cell, "delays": ",".join(map(str, setting.delays))})
+                for _, row in table.iterrows():
+                    run.log_metrics({"relative_error": row["relative_error"],
+                                     "grad_cue_over_last": row["grad_cue_over_last"]}, step=int(row["delay"]))
+                run.log_metrics({"largest_delay_solved": solved(table)[cell]})
+            tables.append(table)
+        table = pd.concat(tables, ignore_index=True)
+        parent.log_frame(table, "memory_horizon.csv")
+        parent.log_metrics({f"{cell}_largest_delay_solved": k for cell, k in solved(table).items()})
+        fig = figure(table, f"memory horizon: error on the copy-after-k-steps task ({'quick' if quick else 'full'})")
+        parent.log_figure(fig, "memory_horizon.png")
+        if output:
+            fig.savefig(output, dpi=120)
+        plots.close(fig)
+    return parent.run_id, table
