@@ -14,6 +14,7 @@ from forecast.covariates import CovariateEncoder, check_future, refuse
 from forecast.data import NO_COVARIATES, Covariates, Frequency, future_frame, series_arrays
 from forecast.errors import DataError, ModelError
 from forecast.intervals import check_levels, check_quantiles, probabilities, to_columns
+from forecast.windows import WindowCovariates
 
 FORMAT = 3  # 2: prediction intervals (models saved as format 1 give point forecasts only); 3: covariates
 CONFIG_FILE = "forecaster.json"
@@ -176,3 +177,24 @@ class Forecaster:
 
     def _restore(self, path: Path, state: dict) -> None:
         pass
+
+
+class GlobalWindows:
+    """Mixin of the global models that read windows (the nets, gbm): the covariates of their series as windows
+    take them, and forecasts of their whole horizon at once."""
+
+    def _covs(self, ids) -> WindowCovariates | None:
+        """The covariates of the series `ids` for their windows (`covs_`); None without."""
+        if getattr(self, "encoder_", None) is None or getattr(self, "covs_", None) is None:
+            return None
+        rows = [self.covs_[uid] for uid in ids]
+        static = np.stack([r[1] for r in rows]) if rows else np.zeros((0, self.encoder_.static_dim))
+        return WindowCovariates([r[0] for r in rows], self.encoder_.future_index, static)
+
+    def future_steps(self, h: int) -> int:
+        """The model forecasts its horizon at once, reading the future covariates of all of it; longer horizons
+        would need covariates it cannot forecast (the --hist ones)."""
+        if getattr(self, "encoder_", None) is not None and h > self.h_:
+            raise ModelError(f"model '{self.name}' was trained with covariates to forecast {self.h_} steps; it "
+                             f"cannot forecast {h}: train it with --horizon {h}")
+        return max(h, self.h_) if self.covariates.futr else h

@@ -15,10 +15,10 @@ import numpy as np
 
 from forecast.errors import ModelError
 from forecast.intervals import Calibration
-from forecast.models.base import Forecaster
+from forecast.models.base import Forecaster, GlobalWindows
 from forecast.models.conformal import ScaledConformal
 from forecast.transforms import Stacked, fit_transforms, transform_all
-from forecast.windows import WindowCovariates, last_windows, make_windows, split_windows, validation_length
+from forecast.windows import last_windows, make_windows, split_windows, validation_length
 
 STRATEGIES = ("step", "per-step")
 LOSSES = {"mae": "absolute_error", "mse": "squared_error"}  # ours: scikit-learn's
@@ -96,7 +96,7 @@ def step_rows(features: np.ndarray, future: np.ndarray | None, steps, strategy: 
     return np.concatenate(parts, axis=1)
 
 
-class GradientBoosting(ScaledConformal, Forecaster):
+class GradientBoosting(GlobalWindows, ScaledConformal, Forecaster):
     """Global HistGradientBoostingRegressor(s) over window features, forecasting h steps at once; recursive past
     the horizon it was trained for (not with covariates)."""
 
@@ -107,19 +107,6 @@ class GradientBoosting(ScaledConformal, Forecaster):
     def _dims(self) -> tuple[int, int]:
         encoder = getattr(self, "encoder_", None)
         return (encoder.past_dim, encoder.future_dim) if encoder is not None else (0, 0)
-
-    def _covs(self, ids) -> WindowCovariates | None:
-        if getattr(self, "encoder_", None) is None or getattr(self, "covs_", None) is None:
-            return None
-        rows = [self.covs_[uid] for uid in ids]
-        static = np.stack([r[1] for r in rows]) if rows else np.zeros((0, self.encoder_.static_dim))
-        return WindowCovariates([r[0] for r in rows], self.encoder_.future_index, static)
-
-    def future_steps(self, h: int) -> int:
-        if getattr(self, "encoder_", None) is not None and h > self.h_:
-            raise ModelError(f"model '{self.name}' was trained with covariates to forecast {self.h_} steps; it "
-                             f"cannot forecast {h}: train it with --horizon {h}")
-        return max(h, self.h_) if self.covariates.futr else h
 
     def _transformed(self, series):
         transforms = fit_transforms(series, self.freq_.season, self.config.deseasonalize, self.config.log)

@@ -22,13 +22,13 @@ from forecast.diagnostics import GradientProbe
 from forecast.errors import ModelError, TrainingDiverged, TrainingInterrupted
 from forecast.intervals import Calibration
 from forecast.metrics import seasonal_scale
-from forecast.models.base import Forecaster
+from forecast.models.base import Forecaster, GlobalWindows
 from forecast.models.combination import PARTNERS, PRIOR_WEIGHT, choose_weight, combine, fit_partner
 from forecast.models.conformal import ScaledConformal
 from forecast.models.nets import Layout, RecurrentNet, TransformerNet
 from forecast.training import LOSSES, SCHEDULES, TrainConfig, fit_network, resolve_device
 from forecast.transforms import Stacked, fit_transforms, transform_all
-from forecast.windows import WindowCovariates, last_windows, make_windows, split_windows, validation_length
+from forecast.windows import last_windows, make_windows, split_windows, validation_length
 
 WEIGHTS_FILE = "weights.pt"
 # saved in a model's state, the version of forecast.transforms' space the nets learn in: 1 standardised only,
@@ -116,7 +116,7 @@ def member_lookbacks(base: int, members: int) -> list[int]:
     return [max(1, round(base * LOOKBACK_FACTORS[i % len(LOOKBACK_FACTORS)])) for i in range(members)]
 
 
-class NeuralForecaster(ScaledConformal, Forecaster):
+class NeuralForecaster(GlobalWindows, ScaledConformal, Forecaster):
     """A global net (or a median ensemble of nets) over all series: per-series transforms, windows, the shared
     training loop, recursive forecasts past the nets' horizon."""
 
@@ -133,22 +133,6 @@ class NeuralForecaster(ScaledConformal, Forecaster):
         if self.cell == "transformer":
             return TransformerNet(lookback, h, c.hidden_size, c.layers, c.dropout, c.heads, layout)
         return RecurrentNet(self.cell, lookback, h, c.hidden_size, c.layers, c.dropout, layout)
-
-    def _covs(self, ids) -> WindowCovariates | None:
-        """The covariates of the series `ids` for their windows (forecast.models.base: `covs_`); None without."""
-        if getattr(self, "encoder_", None) is None or getattr(self, "covs_", None) is None:
-            return None
-        rows = [self.covs_[uid] for uid in ids]
-        static = np.stack([r[1] for r in rows]) if rows else np.zeros((0, self.encoder_.static_dim))
-        return WindowCovariates([r[0] for r in rows], self.encoder_.future_index, static)
-
-    def future_steps(self, h: int) -> int:
-        """The nets forecast their horizon at once, reading the future covariates of all of it; longer horizons
-        would need covariates the model cannot forecast (the --hist ones)."""
-        if getattr(self, "encoder_", None) is not None and h > self.h_:
-            raise ModelError(f"model '{self.name}' was trained with covariates to forecast {self.h_} steps; it "
-                             f"cannot forecast {h}: train it with --horizon {h}")
-        return max(h, self.h_) if self.covariates.futr else h
 
     def __init__(self, config=None, **params):
         super().__init__(config, **params)
