@@ -33,7 +33,7 @@ class Setting:
     lr: float = 1e-2  # Adam's, higher than the forecasters' default: the task is learned in few steps
 
 
-FULL = Setting(delays=(2, 4, 8, 16, 32, 64, 128), hidden_size=32, train=8192, epochs=25, steps_per_epoch=40)
+FULL = Setting(delays=(2, 4, 8, 16, 32, 64, 128), hidden_size=32, train=8192, epochs=20, steps_per_epoch=40)
 QUICK = Setting(delays=(2, 4, 8), hidden_size=16, train=2048, epochs=25, steps_per_epoch=40)
 
 
