@@ -31,6 +31,7 @@ class Setting:
     steps_per_epoch: int
     window: int | None = None  # None: each delay plus one (the cue is the window's second input)
     lr: float = 1e-2  # Adam's, higher than the forecasters' default: the task is learned in few steps
+    batch_size: int = 64
 
 
 FULL = Setting(delays=(2, 4, 8, 16, 32, 64, 128), hidden_size=32, train=8192, epochs=20, steps_per_epoch=40)
@@ -69,7 +70,7 @@ def measure(cell: str, delay: int, window: int, setting: Setting, seed: int = 1)
     test = task(2048, window, delay, seed + 2)
     net = build(cell, window, setting.hidden_size, seed)
     cfg = TrainConfig(epochs=setting.epochs, steps_per_epoch=setting.steps_per_epoch, lr=setting.lr,
-                      patience=setting.epochs, seed=seed, device="cpu", loss="mae")
+                      batch_size=setting.batch_size, patience=setting.epochs, seed=seed, device="cpu", loss="mae")
     start = time.perf_counter()
     history = fit_network(net, train, val, cfg)
     seconds = time.perf_counter() - start
@@ -147,6 +148,7 @@ def memory_horizon(cells=CELLS, quick: bool = False, experiment: str = "memory_h
         parent.log_params({"cells": ",".join(cells), "delays": ",".join(map(str, setting.delays)), "seed": seed,
                            "hidden_size": setting.hidden_size, "train_windows": setting.train,
                            "epochs": setting.epochs, "steps_per_epoch": setting.steps_per_epoch, "lr": setting.lr,
+                           "batch_size": setting.batch_size,
                            "window": setting.window or "delay + 1", "solved_below": SOLVED})
         for cell in cells:
             echo(f"{cell} ...")
