@@ -69,7 +69,7 @@ def distributions(space: dict) -> dict:
     return out
 
 
-def settings(model: str, sampled: dict, h: int, season: int) -> dict:
+def settings(sampled: dict, h: int, season: int) -> dict:
     """The model's settings from a trial's sampled values (a lookback factor becomes a lookback)."""
     from forecast.models.neural import default_lookback
 
@@ -77,8 +77,6 @@ def settings(model: str, sampled: dict, h: int, season: int) -> dict:
     factor = out.pop("lookback_factor", None)
     if factor is not None:
         out["lookback"] = max(2, round(factor * default_lookback(h, season)))
-    if model in registry.NEURAL and out.get("ensemble", 1) > 1:
-        out["ensemble"] = int(out["ensemble"])
     return out
 
 
@@ -164,7 +162,7 @@ def tune(path, model: str = "gru", horizon: int | None = None, *, trials: int = 
 
         def objective(trial):
             sampled = {name: trial._suggest(name, dist) for name, dist in dists.items()}
-            hyper = {**fixed, **settings(model, sampled, h, data.freq.season)}
+            hyper = {**fixed, **settings(sampled, h, data.freq.season)}
             number = trial.number + 1
             pruning = _Pruning(trial, None if seconds is None else started + seconds)
             echo(f"trial {number}: {json.dumps(hyper)}")
@@ -182,7 +180,7 @@ def tune(path, model: str = "gru", horizon: int | None = None, *, trials: int = 
 
         def after(study, frozen):
             if frozen.state == optuna.trial.TrialState.COMPLETE and study.best_trial.number == frozen.number:
-                best = settings(model, frozen.params, h, data.freq.season)
+                best = settings(frozen.params, h, data.freq.season)
                 parent.set_tags({"best_trial": frozen.number + 1, "best_params": json.dumps({**fixed, **best})})
             if frozen.state == optuna.trial.TrialState.COMPLETE:
                 parent.log_metrics({f"best_{metric}": study.best_value}, step=frozen.number + 1)
@@ -197,7 +195,7 @@ def tune(path, model: str = "gru", horizon: int | None = None, *, trials: int = 
         if not complete:
             raise ModelError(f"tune: no trial of {model} finished; see the failed trials' runs in "
                              f"experiment '{experiment}'")
-        best = {**fixed, **settings(model, study.best_params, h, data.freq.season)}
+        best = {**fixed, **settings(study.best_params, h, data.freq.season)}
         table = pd.DataFrame([{"trial": t.number + 1, "state": t.state.name, metric: t.value, **t.params}
                               for t in study.trials])
         parent.log_frame(table, "trials.csv")
