@@ -189,8 +189,10 @@ def test_an_ensemble_trains_logs_and_predicts_as_one_model(m3_csv, tmp_path):
 
 
 def test_unknown_loss_is_refused_by_the_cli(m3_csv):
-    result = run("train", m3_csv, "--model", "gru", "--loss", "mse")
-    assert result.exit_code == 2 and "mse" in result.output
+    result = run("train", m3_csv, "--model", "gru", "--loss", "huber")
+    assert result.exit_code == 2 and "huber" in result.output
+    result = run("train", m3_csv, "--model", "gru", "--loss", "mse")  # gbm's, not the nets'
+    assert result.exit_code == 1 and "--loss mse: unknown; choose one of mae, smape, mase" in result.output
 
 
 def test_threads_option_sets_torch_and_refuses_zero(air_csv):
