@@ -110,10 +110,13 @@ def test_future_rows_are_checked_naming_the_series_column_and_stamp():
         model.predict(5, data.df, future=future.drop(columns="x"))
 
 
-def test_hist_values_after_the_origin_do_not_change_the_forecast():
+@pytest.mark.parametrize("name, params", [
+    ("gru", {"hidden_size": 8, "layers": 1, "epochs": 2, "lookback": 14, "steps_per_epoch": 5}),
+    ("gbm", {"max_iter": 20, "lookback": 14})])
+def test_hist_values_after_the_origin_do_not_change_the_forecast(name, params):
     data = load(driven(n=120), hist="footfall", futr="x", calendar=True)
     fit, _ = rolling_origins(data.df, 7, 1, 7)[0]
-    model = registry.create("gru", hidden_size=8, layers=1, epochs=2, lookback=14, steps_per_epoch=5)
+    model = registry.create(name, **params)
     model.fit(fit, data.freq, 7, covariates=data.covariates)
     future = next_rows(data.df, fit, 7)
     before = model.predict(7, fit, future=future)
@@ -126,14 +129,15 @@ def test_hist_values_after_the_origin_do_not_change_the_forecast():
 
 # -- the information test
 
-@pytest.mark.parametrize("name", ["ar", "gru", "lstm", "rnn", "transformer"])
+@pytest.mark.parametrize("name", ["ar", "gru", "lstm", "rnn", "transformer", "gbm"])
 def test_a_future_covariate_carries_the_information(name):
     data = load(driven(n=240), futr="x")
     fit, test = rolling_origins(data.df, 7, 1, 7)[0]
     errors = {}
     for covariates in (data.covariates, Covariates()):
-        params = {} if name == "ar" else {"hidden_size": 16, "layers": 1, "epochs": 30, "lookback": 14, "lr": 0.01,
-                                          "combine": "none"}  # the net alone, not its AR partner
+        params = {} if name == "ar" else {"lookback": 14} if name == "gbm" else {
+            "hidden_size": 16, "layers": 1, "epochs": 30, "lookback": 14, "lr": 0.01,
+            "combine": "none"}  # the net alone, not its AR partner
         model = registry.create(name, **params).fit(fit, data.freq, 7, covariates=covariates)
         future = next_rows(data.df, fit, 7) if covariates else None
         yhat = model.predict(7, fit, future=future)["yhat"].to_numpy()
