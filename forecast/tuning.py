@@ -69,6 +69,16 @@ def distributions(space: dict) -> dict:
     return out
 
 
+def suggest(trial, name: str, spec: tuple):
+    """A trial's value for one entry of a search space (the same distributions as `distributions`)."""
+    kind, *args = spec
+    if kind == "int":
+        return trial.suggest_int(name, args[0], args[1], step=args[2])
+    if kind in ("log", "float"):
+        return trial.suggest_float(name, args[0], args[1], log=kind == "log")
+    return trial.suggest_categorical(name, args[0])
+
+
 def settings(sampled: dict, h: int, season: int) -> dict:
     """The model's settings from a trial's sampled values (a lookback factor becomes a lookback)."""
     from forecast.models.neural import default_lookback
@@ -161,7 +171,7 @@ def tune(path, model: str = "gru", horizon: int | None = None, *, trials: int = 
             echo(f"resuming: {len(done)} finished trial(s), best {metric} {study.best_value:.4g}")
 
         def objective(trial):
-            sampled = {name: trial._suggest(name, dist) for name, dist in dists.items()}
+            sampled = {name: suggest(trial, name, spec) for name, spec in space.items()}
             hyper = {**fixed, **settings(sampled, h, data.freq.season)}
             number = trial.number + 1
             pruning = _Pruning(trial, None if seconds is None else started + seconds)
