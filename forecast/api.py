@@ -88,6 +88,19 @@ def load(path, *, id_col=None, time_col=None, target_col=None, freq=None, season
     return load_series(path, id_col, time_col, target_col, freq, season, fill or "error", aggregate, covariates)
 
 
+def load_test(path, data: Dataset, columns: dict) -> Dataset:
+    """An official test file, read as `data` was: the same columns, frequency, season and covariates."""
+    return load(path, **{**columns, **asdict(data.columns), "freq": data.freq.alias, "season": data.freq.season,
+                         **_roles(data.covariates)})
+
+
+def resolve_horizon(horizon: int | None, data: Dataset, test: Dataset | None) -> int:
+    """The horizon given, else the test file's longest series, else the default for the data's season."""
+    if horizon:
+        return int(horizon)
+    return int(test.lengths().max()) if test is not None else default_horizon(data.lengths(), data.freq.season)
+
+
 def split_options(options: dict) -> tuple[dict, dict]:
     """(the data options, the rest) of a dict of keyword options."""
     data = {k: v for k, v in options.items() if k in DATA_OPTIONS}
@@ -129,10 +142,8 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
         hyper.update({k: columns.pop(k) for k in list(columns) if k in settings})
     data = data or load(path, **columns)
     if test_path is not None and test is None:
-        test = load(test_path, **{**columns, **asdict(data.columns), "freq": data.freq.alias,
-                                  "season": data.freq.season, **_roles(data.covariates)})
-    h = int(horizon) if horizon else (int(test.lengths().max()) if test is not None
-                                      else default_horizon(data.lengths(), data.freq.season))
+        test = load_test(test_path, data, columns)
+    h = resolve_horizon(horizon, data, test)
     if h < 1:
         raise DataError(f"--horizon {h}: must be at least 1")
     if folds < 1:

@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 
 from forecast.diagnostics import lag_gradients
+from forecast.errors import ModelError
 from forecast.models.nets import RecurrentNet, TransformerNet
 from forecast.training import TrainConfig, fit_network
 
@@ -139,8 +140,6 @@ def memory_horizon(cells=CELLS, quick: bool = False, experiment: str = "memory_h
 
     unknown = [c for c in cells if c not in CELLS]
     if unknown:
-        from forecast.errors import ModelError
-
         raise ModelError(f"--models {', '.join(unknown)}: the memory task compares the nets ({', '.join(CELLS)})")
     setting = QUICK if quick else FULL
     tables = []

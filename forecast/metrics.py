@@ -17,12 +17,16 @@ def rmse(y: np.ndarray, f: np.ndarray) -> float:
     return float(np.sqrt(np.mean((np.asarray(y, float) - np.asarray(f, float)) ** 2)))
 
 
-def smape(y: np.ndarray, f: np.ndarray) -> float:
-    """Symmetric MAPE in percent (0 to 200); a point where both actual and forecast are 0 counts as 0."""
+def smape_points(y: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Each point's symmetric APE in percent (0 to 200); 0 where both actual and forecast are 0."""
     y, f = np.asarray(y, float), np.asarray(f, float)
     denom = np.abs(y) + np.abs(f)
-    safe = np.where(denom == 0, 1.0, denom)
-    return float(np.mean(np.where(denom == 0, 0.0, 200.0 * np.abs(y - f) / safe)))
+    return np.where(denom == 0, 0.0, 200.0 * np.abs(y - f) / np.where(denom == 0, 1.0, denom))
+
+
+def smape(y: np.ndarray, f: np.ndarray) -> float:
+    """Symmetric MAPE in percent (0 to 200); a point where both actual and forecast are 0 counts as 0."""
+    return float(np.mean(smape_points(y, f)))
 
 
 def mape(y: np.ndarray, f: np.ndarray) -> float:
@@ -93,11 +97,10 @@ def error_by_step(folds, season: int, direct: int | None = None) -> pd.DataFrame
         scales = train.groupby(ID, sort=False)[TARGET].agg(lambda y: seasonal_scale(y.to_numpy(float), season))
         y, f = frame[TARGET].to_numpy(float), frame["yhat"].to_numpy(float)
         error = np.abs(y - f)
-        denom = np.abs(y) + np.abs(f)
         scale = frame[ID].map(scales).to_numpy(float)
         parts.append(pd.DataFrame({
             "step": frame.groupby(ID, sort=False).cumcount().to_numpy() + 1,
-            "smape": np.where(denom == 0, 0.0, 200.0 * error / np.where(denom == 0, 1.0, denom)),
+            "smape": smape_points(y, f),
             "mase": np.where(np.isfinite(scale) & (scale > 0), error / np.where(scale > 0, scale, 1.0), np.nan),
             "mae": error}))
     table = pd.concat(parts, ignore_index=True).groupby("step").agg(

@@ -3,7 +3,7 @@ combinations of them (`combine`), which reuse their members' fits (forecast.fits
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -224,10 +224,7 @@ def run_pipeline(path, only: str | None = None, tracking_uri: str | None = None,
         key = repr(sorted(roles.items()))
         if key not in loaded:
             data = api.load(pipeline.data["path"], **columns, **roles)
-            test = None
-            if "test" in pipeline.data:
-                test = api.load(pipeline.data["test"], **{**columns, **asdict(data.columns), "freq": data.freq.alias,
-                                                          **roles})
+            test = api.load_test(pipeline.data["test"], data, columns) if "test" in pipeline.data else None
             loaded[key] = data, test
         return loaded[key]
 

@@ -137,13 +137,8 @@ def tune(path, model: str = "gru", horizon: int | None = None, *, trials: int = 
                                                                                  "lookback" in fixed)}
     registry.create(model, **fixed)  # bad fixed settings refused before anything runs
     data = api.load(path, **columns)
-    test = None
-    if test_path is not None:
-        test = api.load(test_path, **{**columns, **{k: getattr(data.columns, k) for k in ("id_col", "time_col",
-                                                                                            "target_col")},
-                                      "freq": data.freq.alias, "season": data.freq.season})
-    h = int(horizon) if horizon else (int(test.lengths().max()) if test is not None
-                                      else api.default_horizon(data.lengths(), data.freq.season))
+    test = api.load_test(test_path, data, columns) if test_path is not None else None
+    h = api.resolve_horizon(horizon, data, test)
     # the validation data: the holdout (the last h points) cut off, unless the holdout is the test file
     carved = data.df if test is not None else data.df[data.df.groupby(ID, sort=False).cumcount(ascending=False)
                                                       >= h].reset_index(drop=True)
