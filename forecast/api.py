@@ -65,17 +65,6 @@ def data_params(data: Dataset, h: int) -> dict:
             **(data.covariates.params() if data.covariates else {})}
 
 
-def model_params(model, h: int, season: int) -> dict:
-    """The hyperparameters as the model will use them (the default lookback resolved)."""
-    params = asdict(model.config)
-    if "lookback" in params and params["lookback"] is None:
-        from forecast.models.neural import default_lookback
-
-        params["lookback"] = default_lookback(h, season)
-        model.config.lookback = params["lookback"]
-    return params
-
-
 DATA_OPTIONS = ("id_col", "time_col", "target_col", "freq", "season", "fill", "aggregate", "futr", "hist", "static",
                 "calendar")
 
@@ -172,7 +161,7 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
     experiment = experiment or Path(path).stem
     fit_on = "all" if final_fit or test is not None else "holdout"
     n_scored = int(cuts[-1][1][ID].nunique())
-    params = {"model": model, **model_params(forecaster, fit_h, data.freq.season), **data_params(data, h),
+    params = {"model": model, **forecaster.resolve_config(fit_h, data.freq.season), **data_params(data, h),
               "folds": folds, "step": step, "refit": refit if model in registry.GLOBAL else True,
               "test_file": str(test_path) if test_path else None, "n_series_scored": n_scored,
               "levels": ",".join(f"{v:g}" for v in levels), "quantiles": ",".join(f"{v:g}" for v in quantiles),
@@ -252,7 +241,7 @@ def _fit_final(run, scored, model: str, hyper: dict, data: Dataset, h: int, regi
     the epochs that early stopping chose, no validation window). Its per-epoch metrics are logged as final_*.
     If this fit is stopped, the scored model is logged instead and the run says fit_on=holdout."""
     final = registry.create(model, **{**hyper, **scored.final_settings()})
-    model_params(final, h, data.freq.season)
+    final.resolve_config(h, data.freq.season)
     final.checkpoints_, final.checkpoint_key_ = getattr(scored, "checkpoints_", None), "final"
     run.log_params({f"final_{k}": v for k, v in scored.final_settings().items()})
 
@@ -289,7 +278,7 @@ def _fit_folds(run, forecaster, model: str, hyper: dict, data: Dataset, cuts, ho
             if fold > 1:
                 checkpoints = getattr(forecaster, "checkpoints_", None)
                 forecaster = registry.create(model, **hyper)
-                model_params(forecaster, fit_h, data.freq.season)
+                forecaster.resolve_config(fit_h, data.freq.season)
                 forecaster.checkpoints_ = checkpoints
             forecaster.checkpoint_key_ = f"fold{fold}"
             logged = fold == len(cuts) or not refit

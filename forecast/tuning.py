@@ -81,7 +81,7 @@ def suggest(trial, name: str, spec: tuple):
 
 def settings(sampled: dict, h: int, season: int) -> dict:
     """The model's settings from a trial's sampled values (a lookback factor becomes a lookback)."""
-    from forecast.models.neural import default_lookback
+    from forecast.windows import default_lookback
 
     out = dict(sampled)
     factor = out.pop("lookback_factor", None)

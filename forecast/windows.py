@@ -41,6 +41,11 @@ class WindowCovariates:
         return WindowCovariates([self.past[i] for i in picked], self.future_index, self.static[np.asarray(picked)])
 
 
+def default_lookback(h: int, season: int) -> int:
+    """The window the global models read by default: twice the horizon, at least one season plus the horizon."""
+    return max(2 * h, season + h if season > 1 else 0)
+
+
 def left_pad(y: np.ndarray, length: int) -> np.ndarray:
     """`y` repeated at its first value on the left up to `length` points (unchanged when long enough)."""
     if len(y) >= length:

@@ -14,7 +14,7 @@ from forecast.covariates import CovariateEncoder, check_future, refuse
 from forecast.data import NO_COVARIATES, Covariates, Frequency, future_frame, series_arrays
 from forecast.errors import DataError, ModelError
 from forecast.intervals import check_levels, check_quantiles, probabilities, to_columns
-from forecast.windows import WindowCovariates
+from forecast.windows import WindowCovariates, default_lookback
 
 FORMAT = 3  # 2: prediction intervals (models saved as format 1 give point forecasts only); 3: covariates
 CONFIG_FILE = "forecaster.json"
@@ -127,6 +127,13 @@ class Forecaster:
         for name, values in to_columns(np.asarray(yhat, float), bands, probs, levels, quantiles).items():
             frame[name] = values.reshape(-1)
         return frame
+
+    def resolve_config(self, h: int, season: int) -> dict:
+        """The settings as the model will use them, the default lookback (of the models with one) resolved for
+        horizon h and the season; the config is updated to match."""
+        if getattr(self.config, "lookback", 0) is None:
+            self.config.lookback = default_lookback(h, season)
+        return asdict(self.config)
 
     def future_steps(self, h: int) -> int:
         """The steps ahead whose future covariates forecasting h steps reads."""

@@ -73,7 +73,6 @@ class Combination(Forecaster):
 
     def fit(self, df, freq, h, on_epoch=None, covariates=NO_COVARIATES):
         from forecast import fits, registry
-        from forecast.api import model_params
 
         if covariates:
             raise ModelError("model 'combination' does not take covariates yet; combine models trained without "
@@ -82,7 +81,7 @@ class Combination(Forecaster):
         self.members_ = []
         for name in self.config.names():
             member = registry.create(name, **(self.config.params.get(name) or {}))
-            model_params(member, h, freq.season)  # the nets' default lookback resolved as a lone model's
+            member.resolve_config(h, freq.season)  # the default lookback resolved as a lone model's
             cached = fits.lookup(member, df, h, covariates)
             if cached is None:  # not fitted by this pipeline already (forecast.fits)
                 member.checkpoints_ = getattr(self, "checkpoints_", None)

@@ -18,7 +18,7 @@ from forecast.intervals import Calibration
 from forecast.models.base import Forecaster, GlobalWindows
 from forecast.models.conformal import ScaledConformal
 from forecast.transforms import Stacked, fit_transforms, transform_all
-from forecast.windows import last_windows, make_windows, split_windows, validation_length
+from forecast.windows import default_lookback, last_windows, make_windows, split_windows, validation_length
 
 STRATEGIES = ("step", "per-step")
 LOSSES = {"mae": "absolute_error", "mse": "squared_error"}  # ours: scikit-learn's
@@ -133,8 +133,6 @@ class GradientBoosting(GlobalWindows, ScaledConformal, Forecaster):
 
     def _fit(self, ids, series, h):
         c = self.config
-        from forecast.models.neural import default_lookback
-
         self.lookback_ = c.lookback or default_lookback(h, self.freq_.season)
         transforms, scaled = self._transformed(series)
         covs = self._covs(ids)

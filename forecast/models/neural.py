@@ -28,7 +28,7 @@ from forecast.models.conformal import ScaledConformal
 from forecast.models.nets import Layout, RecurrentNet, TransformerNet
 from forecast.training import LOSSES, SCHEDULES, TrainConfig, fit_network, resolve_device
 from forecast.transforms import Stacked, fit_transforms, transform_all
-from forecast.windows import last_windows, make_windows, split_windows, validation_length
+from forecast.windows import default_lookback, last_windows, make_windows, split_windows, validation_length
 
 WEIGHTS_FILE = "weights.pt"
 # saved in a model's state, the version of forecast.transforms' space the nets learn in: 1 standardised only,
@@ -105,10 +105,6 @@ def mase_weights(series: list[np.ndarray], transforms, season: int) -> np.ndarra
     median = np.nanmedian(weights) if np.isfinite(weights).any() else 1.0
     weights = np.clip(np.nan_to_num(weights, nan=median), 0.0, MASE_WEIGHT_CAP * median)
     return weights / weights.mean()
-
-
-def default_lookback(h: int, season: int) -> int:
-    return max(2 * h, season + h if season > 1 else 0)
 
 
 def member_lookbacks(base: int, members: int) -> list[int]:
