@@ -40,13 +40,18 @@ def m3_csv(tmp_path):
     return path
 
 
+def m3_monthly(folder: Path, count: int):
+    """The first `count` real M3 monthly series, written to `folder` and loaded."""
+    df = pd.read_csv(DATA / "m3_monthly_train.csv")
+    path = folder / f"m3_monthly_{count}.csv"
+    df[df["unique_id"].isin(df["unique_id"].drop_duplicates().iloc[:count])].to_csv(path, index=False)
+    return load_series(path)
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """Four real M3 monthly series."""
-    df = pd.read_csv(DATA / "m3_monthly_train.csv")
-    path = tmp_path_factory.mktemp("data") / "four.csv"
-    df[df["unique_id"].isin(df["unique_id"].drop_duplicates().iloc[:4])].to_csv(path, index=False)
-    return load_series(path)
+    return m3_monthly(tmp_path_factory.mktemp("data"), 4)
 
 
 def write(tmp_path, name: str, text: str) -> Path:

@@ -10,19 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from forecast import registry
-from forecast.data import load_series
 from forecast.errors import ModelError
 from forecast.models.gbm import GradientBoosting, step_rows, window_features
-from tests.conftest import DATA
+from tests.conftest import m3_monthly
 
 
 @pytest.fixture(scope="module")
 def panel(tmp_path_factory):
     """Twelve real M3 monthly series."""
-    df = pd.read_csv(DATA / "m3_monthly_train.csv")
-    path = tmp_path_factory.mktemp("gbm") / "twelve.csv"
-    df[df["unique_id"].isin(df["unique_id"].drop_duplicates().iloc[:12])].to_csv(path, index=False)
-    return load_series(path)
+    return m3_monthly(tmp_path_factory.mktemp("gbm"), 12)
 
 
 @pytest.fixture(scope="module")
