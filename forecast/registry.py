@@ -37,7 +37,7 @@ def create(name: str, **params):
 
 def load(path: str | Path):
     """A fitted model from a folder written by `Forecaster.save`, checking the folder before using it."""
-    from forecast.models.base import CONFIG_FILE, FORMAT
+    from forecast.models.base import CONFIG_FILE, FORMAT, manifest
 
     path = Path(path)
     config = path / CONFIG_FILE
@@ -48,11 +48,17 @@ def load(path: str | Path):
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(f"{config}: not valid JSON ({exc}); the model folder is damaged") from None
     expected = {"format", "model", "config", "h", "freq", "state", "extra"}
-    if not isinstance(doc, dict) or not expected <= set(doc) <= expected | {"covariates"}:
+    if not isinstance(doc, dict) or not expected <= set(doc) <= expected | {"covariates", "files"}:
         found = sorted(doc) if isinstance(doc, dict) else type(doc).__name__
         raise ModelError(f"{config}: unexpected layout {found}; expected the keys {sorted(expected)}")
     if doc["format"] not in range(1, FORMAT + 1):
         raise ModelError(f"{config}: model format {doc['format']} is not supported (this version reads 1 to {FORMAT})")
+    if "files" in doc:  # saved with its files' digests (older models without them load as before)
+        found = manifest(path)
+        for name, entry in doc["files"].items():
+            if found.get(name) != entry:
+                what = "is missing" if name not in found else "differs from the one saved (truncated or changed)"
+                raise ModelError(f"{path / name}: {what}; the model folder is incomplete or damaged, train it again")
     try:
         return model_class(doc["model"]).restore(path, doc)
     except (KeyError, TypeError, ValueError) as exc:

@@ -58,3 +58,16 @@ def write(tmp_path, name: str, text: str) -> Path:
     path = tmp_path / name
     path.write_text(text)
     return path
+
+
+def reseal(folder) -> None:
+    """Rewrite a saved model's file digests (forecaster.json "files") to match its folder as it is now: what someone
+    who tampers with a file and knows the format would do, so that the loaders' own defences are what is tested."""
+    import json
+
+    from forecast.models.base import manifest
+
+    config = Path(folder) / "forecaster.json"
+    doc = json.loads(config.read_text())
+    doc["files"] = manifest(Path(folder))
+    config.write_text(json.dumps(doc))

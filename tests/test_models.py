@@ -6,6 +6,7 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import reseal
 
 from forecast import registry
 from forecast.data import load_series, split_holdout
@@ -125,6 +126,9 @@ def test_saved_weights_that_are_a_pickle_are_refused_and_not_run(data, parts, tm
             return (open, (str(marker), "w"))
 
     (path / "weights.pt").write_bytes(pickle.dumps({"w": Payload()}))
+    with pytest.raises(ModelError, match="weights.pt: differs from the one saved"):
+        registry.load(path)
+    reseal(path)  # the digests rewritten too: torch's weights-only loader is what refuses it
     with pytest.raises(ModelError, match="weights.pt: refused to load"):
         registry.load(path)
     assert not marker.exists()
@@ -154,7 +158,7 @@ def test_an_ensemble_is_the_median_of_its_members_and_saves_as_one_model(data, p
     assert {"weights.pt", "weights-1.pt", "weights-2.pt"} <= {p.name for p in path.iterdir()}
     np.testing.assert_allclose(registry.load(path).predict(df=train)["yhat"], expected, rtol=1e-5)
     (path / "weights-2.pt").unlink()
-    with pytest.raises(ModelError, match="weights-2.pt is missing"):
+    with pytest.raises(ModelError, match="weights-2.pt: is missing; the model folder is incomplete"):
         registry.load(path)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import DATA, TINY_NET
+from conftest import DATA, TINY_NET, reseal
 from mlflow.tracking import MlflowClient
 
 from forecast import api
@@ -119,7 +119,7 @@ def test_a_model_loads_in_a_fresh_process_without_the_training_data(model_folder
 @pytest.mark.parametrize("tamper, message", [
     ("pickle", "weights.pt: refused to load"),
     ("unknown_key", "model 'gru' has no setting --run-this"),
-    ("missing_weights", "weights.pt is missing; the model folder is incomplete"),
+    ("missing_weights", "weights.pt: is missing; the model folder is incomplete"),
 ])
 def test_tampered_model_folders_are_refused_and_nothing_runs(model_folder, air_csv, tmp_path, tamper, message):
     folder = forecaster_dir(model_folder)
@@ -128,6 +128,7 @@ def test_tampered_model_folders_are_refused_and_nothing_runs(model_folder, air_c
         payload = (b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR.")
         with open(os.path.join(folder, "weights.pt"), "wb") as fh:
             fh.write(payload)
+        reseal(folder)  # the digests rewritten too: the weights-only loader is what refuses it
     elif tamper == "unknown_key":
         path = os.path.join(folder, "forecaster.json")
         doc = json.loads(open(path).read())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -18,6 +19,13 @@ from forecast.windows import WindowCovariates, default_lookback
 
 FORMAT = 3  # 2: prediction intervals (models saved as format 1 give point forecasts only); 3: covariates
 CONFIG_FILE = "forecaster.json"
+
+
+def manifest(path: Path) -> dict:
+    """{file: {"bytes", "sha256"}} of every file under the model folder `path` but its own forecaster.json."""
+    files = sorted(f for f in path.rglob("*") if f.is_file() and f != path / CONFIG_FILE)
+    return {f.relative_to(path).as_posix(): {"bytes": f.stat().st_size,
+                                             "sha256": hashlib.sha256(f.read_bytes()).hexdigest()} for f in files}
 
 
 def build_config(config_cls, values: dict, model: str):
@@ -165,7 +173,8 @@ class Forecaster:
                "freq": self.freq_.to_dict(), "state": self._state(path), "extra": extra or {}}
         if covariates:  # readers before format 3 refuse the model rather than ignore its covariates
             doc["covariates"] = self.encoder_.to_dict()
-        (path / CONFIG_FILE).write_text(json.dumps(doc, indent=2, default=str))
+        doc["files"] = manifest(path)  # the state files' digests: a half-written or damaged copy is refused
+        (path / CONFIG_FILE).write_text(json.dumps(doc, indent=2, default=str))  # last: the folder is complete
         return path
 
     @classmethod
