@@ -123,7 +123,7 @@ def test_the_model_carries_its_code_and_public_requirements_only(trained, tmp_pa
     assert "torch==2.13.0" in requirements and all("==" in line for line in requirements)
     mlmodel = yaml.safe_load((tmp_path / "model" / "MLmodel").read_text())
     assert mlmodel["flavors"]["python_function"]["code"] == "code"
-    assert (tmp_path / "model" / "code" / "forecast" / "tracking.py").is_file()
+    assert (tmp_path / "model" / "code" / "forecast" / "tracking" / "runs.py").is_file()
     signature = mlmodel["signature"]
     inputs = {spec["name"]: spec for spec in json.loads(signature["inputs"])}
     assert inputs["ds"]["type"] == "string" and inputs["unique_id"]["required"] is False
