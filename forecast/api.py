@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from forecast import fits, registry
-from forecast.covariates import next_rows, read_future, refuse
+from forecast import backtesting, registry
+from forecast.covariates import read_future, refuse
 from forecast.data import (
     ID,
     TARGET,
@@ -24,9 +23,9 @@ from forecast.data import (
     read_table,
     rolling_origins,
 )
-from forecast.errors import DataError, ModelError, TrainingDiverged, TrainingInterrupted
+from forecast.errors import DataError, ModelError
 from forecast.intervals import DEFAULT_LEVELS, check_levels, check_quantiles, level_columns, quantile_column
-from forecast.metrics import error_by_step, evaluate
+from forecast.metrics import error_by_step
 
 METRICS = ("mae", "rmse", "smape", "mape", "mase")
 CHECKPOINT_EVERY = 60.0  # seconds between a net's checkpoints (at most; one more when each training ends)
@@ -184,14 +183,14 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
         if test is not None:
             run.log_dataset(test.df, test.path, test.sha256, context="evaluation")
         full = data.df if test is None else sort_long_frame(pd.concat([data.df, test.df], ignore_index=True))
-        forecaster, folds_out, seconds = _fit_folds(run, forecaster, model, hyper, data, cuts, (fit_h, h), refit,
-                                                    register, on_epoch, (levels, quantiles), full)
+        forecaster, folds_out, seconds = backtesting.fit_folds(run, forecaster, model, hyper, data, cuts, (fit_h, h),
+                                                               refit, register, on_epoch, (levels, quantiles), full)
         fold_metrics = [scores for scores, _ in folds_out]
         names = list(fold_metrics[0])
         metrics = {k: float(np.mean([m[k] for m in fold_metrics])) for k in names}
         spread = {f"{k}_std": float(np.std([m[k] for m in fold_metrics])) for k in names} if len(cuts) > 1 else {}
         run.log_metrics({**metrics, **spread, "train_seconds": seconds})
-        summary, flow = _log_fit_details(run, forecaster, label, plot=not light)
+        summary, flow = backtesting.log_fit_details(run, forecaster, label, plot=not light)
         bounds = [c for level in levels for c in level_columns(level)] + [quantile_column(q) for q in quantiles]
         holdout = pd.concat([f for _, f in folds_out], ignore_index=True)[["fold", ID, TIME, TARGET, "yhat", *bounds]]
         run.log_frame(holdout, "holdout_forecasts.csv")
@@ -207,9 +206,11 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
             run.log_figure(figure, "forecast.png")
             plots.close(figure)
         if fit_on == "all" and test is None:
-            forecaster, fit_part = _fit_final(run, forecaster, model, hyper, data, fit_h, register, on_epoch), data.df
+            forecaster = backtesting.fit_final(run, forecaster, model, hyper, data, fit_h, register, on_epoch)
+            fit_part = data.df
         run.log_params({"fit_on": fit_on})
-        model_uri, registered = _log_model(run, forecaster, data, fit_part, h, register) if not light else ("", None)
+        model_uri, registered = ("", None) if light else backtesting.log_model(run, forecaster, data, fit_part, h,
+                                                                                 register)
     return TrainResult(run_id=run.run_id, experiment=experiment, model=model, model_uri=model_uri, horizon=h,
                        registered=registered,
                        metrics=metrics, train_seconds=seconds, forecast=holdout, fold_metrics=fold_metrics,
@@ -223,7 +224,7 @@ def log_fitted(run, result: TrainResult, data: Dataset) -> tuple[str, str | None
     from forecast import tracking
 
     with tracking.activated(run.run_id):
-        return _log_model(run, result.fitted, data, result.fit_history, result.horizon, None)
+        return backtesting.log_model(run, result.fitted, data, result.fit_history, result.horizon, None)
 
 
 def _roles(covariates: Covariates) -> dict:
@@ -234,130 +235,6 @@ def _roles(covariates: Covariates) -> dict:
 
 def sort_long_frame(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values([ID, TIME], kind="stable").reset_index(drop=True)
-
-
-def _fit_final(run, scored, model: str, hyper: dict, data: Dataset, h: int, register: str | None, on_epoch):
-    """The model to save: fitted again on all of the data, with the scored model's final settings (the nets:
-    the epochs that early stopping chose, no validation window). Its per-epoch metrics are logged as final_*.
-    If this fit is stopped, the scored model is logged instead and the run says fit_on=holdout."""
-    final = registry.create(model, **{**hyper, **scored.final_settings()})
-    final.resolve_config(h, data.freq.season)
-    final.checkpoints_, final.checkpoint_key_ = getattr(scored, "checkpoints_", None), "final"
-    run.log_params({f"final_{k}": v for k, v in scored.final_settings().items()})
-
-    def log_epoch(epoch, metrics):
-        run.log_metrics({f"final_{k}": v for k, v in metrics.items()}, step=epoch)
-        if on_epoch is not None:
-            on_epoch(epoch, metrics)
-
-    start = time.perf_counter()
-    try:
-        final.fit(data.df, data.freq, h, on_epoch=log_epoch, covariates=data.covariates)
-    except (TrainingDiverged, TrainingInterrupted) as exc:
-        exc.run_id = run.run_id
-        run.log_params({"fit_on": "holdout"})
-        _log_model(run, scored, data, scored.history_, h, register)
-        exc.model_logged = True
-        raise
-    final.inherit(scored)
-    fits.store(final, data.df, h, data.covariates)
-    run.log_metrics({"final_fit_seconds": time.perf_counter() - start})
-    return final
-
-
-def _fit_folds(run, forecaster, model: str, hyper: dict, data: Dataset, cuts, horizons: tuple[int, int], refit: bool,
-               register: str | None, on_epoch, bands: tuple, full: pd.DataFrame):
-    """Fit (refit per fold, except nets with refit=False) and forecast every fold (the future covariates from
-    `full`, the data with the test file's); the per-epoch metrics of the model that ends up logged go to the
-    run. `horizons`: (the horizon fitted for, the horizon forecast and scored). Returns (the last model,
-    [(scores, holdout frame)], fit seconds)."""
-    fit_h, h = horizons
-    out, seconds = [], 0.0
-    for fold, (fit_part, test_part) in enumerate(cuts, start=1):
-        if fold == 1 or refit or model not in registry.GLOBAL:
-            if fold > 1:
-                checkpoints = getattr(forecaster, "checkpoints_", None)
-                forecaster = registry.create(model, **hyper)
-                forecaster.resolve_config(fit_h, data.freq.season)
-                forecaster.checkpoints_ = checkpoints
-            forecaster.checkpoint_key_ = f"fold{fold}"
-            logged = fold == len(cuts) or not refit
-            start = time.perf_counter()
-            try:
-                cached = fits.lookup(forecaster, fit_part, fit_h, data.covariates)
-                if cached is not None:  # fitted in this pipeline already (a combination's member)
-                    forecaster = cached
-                else:
-                    forecaster.fit(fit_part, data.freq, fit_h, covariates=data.covariates,
-                                   on_epoch=_epoch_logger(run, on_epoch) if logged else on_epoch)
-                    fits.store(forecaster, fit_part, fit_h, data.covariates)
-            except (TrainingDiverged, TrainingInterrupted) as exc:
-                exc.run_id = run.run_id
-                if exc.best_epoch:  # the net holds the best weights seen before: keep them as the run's model
-                    run.log_params({"fit_on": "holdout"})
-                    _log_model(run, forecaster, data, fit_part, h, register)
-                    exc.model_logged = True
-                raise
-            seconds += time.perf_counter() - start
-        future = None
-        if data.covariates.futr:  # the fold's future covariates: the rows after the origin (the test file's)
-            future = next_rows(full, fit_part, forecaster.future_steps(h))
-        forecast = forecaster.predict(h, fit_part, *bands, future=future, source=data.path)
-        scores = evaluate(fit_part, test_part, forecast, data.freq.season, *bands)
-        if len(cuts) > 1:
-            run.log_metrics({f"fold_{k}": v for k, v in scores.items()}, step=fold)
-        out.append((scores, test_part.merge(forecast, on=[ID, TIME], how="left").assign(fold=fold)))
-    return forecaster, out, seconds
-
-
-def _log_fit_details(run, forecaster, label: str, plot: bool = True) -> tuple[dict, pd.DataFrame | None]:
-    """What the model learned beyond its forecasts: AR orders, the nets' epochs and gradient flow by lag."""
-    from forecast import plots
-
-    details, table = forecaster.fit_details()
-    if details:
-        run.log_params(details)
-    if table is not None:
-        run.log_frame(table, "ar_lags.csv" if forecaster.name == "ar" else f"{forecaster.name}_details.csv")
-    flow = forecaster.gradient_flow() if hasattr(forecaster, "gradient_flow") else None
-    if flow is None:
-        return {}, None
-    summary, frame = flow
-    run.log_metrics(summary)
-    run.log_frame(frame, "gradient_flow.csv")
-    if not plot:
-        return summary, frame
-    figure = plots.gradient_flow_figure({label: frame}, f"{label}: gradient by lag")
-    run.log_figure(figure, "gradient_flow.png")
-    plots.close(figure)
-    return summary, frame
-
-
-def _log_model(run, forecaster, data: Dataset, history: pd.DataFrame, h: int,
-               register: str | None) -> tuple[str, str | None]:
-    """Save the fitted model and log it to the run as an MLflow pyfunc model; returns its models:/ URI and, when
-    registered, models:/NAME/VERSION."""
-    with tempfile.TemporaryDirectory() as tmp:
-        model_dir = forecaster.save(Path(tmp) / "forecaster", extra={"columns": asdict(data.columns)})
-        example = history[history[ID] == history[ID].iloc[0]].tail(100).reset_index(drop=True)
-        levels = DEFAULT_LEVELS if getattr(forecaster, "intervals_", True) else ()
-        covariates, future = forecaster.covariates, None
-        if covariates.futr:  # the request then carries the future rows after the history, their y left empty
-            steps = forecaster.future_steps(h)
-            example, future = example.iloc[:-steps].reset_index(drop=True), example.iloc[-steps:]
-        output = forecaster.predict(h, example, levels, future=future)
-        if future is not None:
-            example = pd.concat([example, future.assign(**{TARGET: np.nan})], ignore_index=True)
-        return run.log_model(model_dir, example, output, h, register=register, covariates=covariates)
-
-
-def _epoch_logger(run, on_epoch):
-    def log_epoch(epoch, metrics):
-        run.log_metrics(metrics, step=epoch)
-        if on_epoch is not None:
-            on_epoch(epoch, metrics)
-
-    return log_epoch
 
 
 def diagnose(path, models: tuple[str, ...] = ("rnn", "lstm", "gru"), horizon: int | None = None, *,
