@@ -3,6 +3,7 @@ elsewhere (tampered folders, a fresh process without the training data)."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -37,22 +38,23 @@ def test_ctrl_c_ends_the_run_killed_and_keeps_the_best_weights_as_its_model(air_
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         runs = runs_of("air_passengers")
-        if runs and len(client.get_metric_history(runs[0].info.run_id, "val_loss")) >= 3:
+        seen = len(client.get_metric_history(runs[0].info.run_id, "val_loss")) if runs else 0
+        if seen >= 3:
             break
         time.sleep(0.3)
     else:
         proc.kill()
         pytest.fail("training never logged three epochs")
-    sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert time.monotonic() - sent < 30
+    _, err = proc.communicate(timeout=120)  # 3.5 s on an idle machine; the 500 epochs would take minutes
     assert proc.returncode == 130
     assert "Traceback" not in err
     (run,) = runs_of("air_passengers")
     assert run.info.status == "KILLED" and run.data.params["model"] == "gru"
     assert err.strip().splitlines()[-1].startswith("Interrupted at epoch ") and \
         f"run {run.info.run_id} ended KILLED; the best weights (epoch" in err
+    stopped = int(re.search(r"Interrupted at epoch (\d+)", err).group(1))
+    assert seen <= stopped <= seen + 5  # the epoch the signal came in, however busy the machine: not the 500th
     assert len(client.get_metric_history(run.info.run_id, "val_loss")) >= 3
     out = CliRunner().invoke(main, ["predict", f"runs:/{run.info.run_id}/model", str(air_csv), "-H", "3"])
     assert out.exit_code == 0 and len(out.stdout.strip().splitlines()) == 4

@@ -207,7 +207,8 @@ def _ended(client: MlflowClient, run_id: str, terminate):
         message = error_message(exc)
         with suppress(AttributeError):  # for the CLI's message of a full disk: the run ended, where it was writing
             exc.forecast_run_id = run_id
-            if isinstance(exc, OSError):
+        if isinstance(exc, OSError) and run.spool is None:
+            with suppress(Exception):
                 exc.forecast_artifacts = retrying(lambda: client.get_run(run_id)).info.artifact_uri
         if run.spool is not None:
             _end_unsent(run, terminate, RunStatus.to_string(status), message)
@@ -231,10 +232,10 @@ def _end_unsent(run: Run, terminate, status: str, message: str) -> None:
     os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5")
     try:
         run.client.set_tag(run.run_id, "error", message)
-        terminate("FAILED")
+        terminate(status)
     except Exception:  # noqa: BLE001  still unreachable: the next command that reaches it ends the run
         with suppress(Exception):
-            terminate("FAILED")  # a fluent run is let go of in this process all the same
+            terminate(status)  # a fluent run is let go of in this process all the same
     finally:
         for key, value in saved.items():
             if value is None:
