@@ -34,7 +34,9 @@ def test_ctrl_c_ends_the_run_killed_and_keeps_the_best_weights_as_its_model(air_
     # epochs enough for hours: it ends only if the Ctrl-C is honoured (500 took seconds, and could end by themselves)
     proc = subprocess.Popen([*FORECAST, "train", str(air_csv), "--model", "gru", "--epochs", "1000000", "--patience",
                              "1000000", "--hidden-size", "16", "--layers", "1", "-q"], stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "MLFLOW_TRACKING_URI": store})
+                            text=True, env={**os.environ, "MLFLOW_TRACKING_URI": store},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as from a terminal,
+    # even where this test runs with Ctrl-C ignored (a CI job started in the background inherits SIG_IGN)
     client = MlflowClient()
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -59,6 +61,32 @@ def test_ctrl_c_ends_the_run_killed_and_keeps_the_best_weights_as_its_model(air_
     assert len(client.get_metric_history(run.info.run_id, "val_loss")) >= 3
     out = CliRunner().invoke(main, ["predict", f"runs:/{run.info.run_id}/model", str(air_csv), "-H", "3"])
     assert out.exit_code == 0 and len(out.stdout.strip().splitlines()) == 4
+
+
+def test_a_training_started_with_ctrl_c_ignored_keeps_ignoring_it(air_csv, store):
+    """`nohup forecast train … &` ignores Ctrl-C from the terminal: no store call turns a SIGINT into an interrupt."""
+    proc = subprocess.Popen([*FORECAST, "train", str(air_csv), "--model", "gru", "--epochs", "1000000", "--patience",
+                             "1000000", "--hidden-size", "16", "--layers", "1", "-q"], stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "MLFLOW_TRACKING_URI": store},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    client = MlflowClient()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            runs = runs_of("air_passengers")
+            if runs and len(client.get_metric_history(runs[0].info.run_id, "val_loss")) >= 3:
+                break
+            time.sleep(0.3)
+        for _ in range(20):  # Ctrl-C after Ctrl-C, landing in and between store calls
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.1)
+        time.sleep(1)
+        assert proc.poll() is None
+        (run,) = runs_of("air_passengers")
+        assert run.info.status == "RUNNING"
+    finally:
+        proc.kill()
+        proc.communicate(timeout=60)
 
 
 def test_two_processes_writing_one_store_both_finish(m3_csv, tmp_path):

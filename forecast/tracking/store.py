@@ -65,8 +65,8 @@ def connect(uri: str | None = None) -> str:
 def _ctrl_c_after():
     """Hold a Ctrl-C (SIGINT) until the block is done, then raise it: a store call is never cut in half, which
     could leave this process's connection holding SQLite's write lock for every write after it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        yield  # (a process started with Ctrl-C ignored, as `nohup cmd &` is, keeps ignoring it)
         return
     caught = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
