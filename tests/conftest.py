@@ -1,5 +1,7 @@
 """Every test gets its own MLflow store and working directory, and small CSVs cut from the bundled real data."""
 
+import socket
+import time
 from pathlib import Path
 
 import mlflow
@@ -71,3 +73,27 @@ def reseal(folder) -> None:
     doc = json.loads(config.read_text())
     doc["files"] = manifest(Path(folder))
     config.write_text(json.dumps(doc))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition, seconds=90.0, every=0.2):
+    """The first truthy value of condition(), asked every `every` seconds; an OSError or an MLflow error (a server
+    still starting) counts as not yet. AssertionError after `seconds`."""
+    from mlflow.exceptions import MlflowException
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            value = condition()
+        except (OSError, MlflowException):
+            value = None
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out waiting")

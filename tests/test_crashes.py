@@ -13,20 +13,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 from click.testing import CliRunner
+from conftest import wait_for
 from mlflow.tracking import MlflowClient
 
 from forecast import liveness, tracking
 from forecast.cli import main
-
-
-def wait_for(condition, seconds=90.0, every=0.2):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out waiting")
 
 
 def test_a_killed_training_is_ended_failed_by_the_next_compare(air_csv, store, tmp_path):

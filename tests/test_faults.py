@@ -7,39 +7,18 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import free_port, wait_for
 from mlflow.tracking import MlflowClient
 
 from forecast.cli import main
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(condition, seconds=90.0, every=0.2):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            value = condition()
-        except (OSError, mlflow.exceptions.MlflowException):
-            value = None
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out waiting")
 
 
 def start_server(folder: Path, port: int) -> subprocess.Popen:

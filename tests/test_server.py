@@ -8,11 +8,9 @@ import importlib.util
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
@@ -20,27 +18,10 @@ import mlflow
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import free_port, wait_for
 from mlflow.tracking import MlflowClient
 
 from forecast.cli import main
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(check, seconds=60.0):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError("timed out")
 
 
 @pytest.fixture(scope="module")

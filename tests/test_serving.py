@@ -14,8 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import DATA, write
-from test_ui import free_port
+from conftest import DATA, free_port, write
 
 from forecast import api, tracking
 from forecast.serving import RequestError
