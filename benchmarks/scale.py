@@ -22,17 +22,23 @@ SOURCE = ROOT / "data" / "m3_monthly_train.csv"
 
 
 def inputs(size: int, folder: Path) -> Path:
-    """The M3 monthly training series replicated under new ids up to `size` series, as Parquet."""
+    """The M3 monthly training series replicated under new ids up to `size` series, as Parquet (written copy by
+    copy: a million series fit in memory only as a file)."""
     import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     path = folder / f"m3_x{size}.parquet"
     if not path.exists():
         base = pd.read_csv(SOURCE)
-        copies = -(-size // base["unique_id"].nunique())
-        frames = [base.assign(unique_id=base["unique_id"] + f"_{k}") for k in range(copies)]
-        df = pd.concat(frames, ignore_index=True)
-        keep = df["unique_id"].drop_duplicates().iloc[:size]
-        df[df["unique_id"].isin(keep)].to_parquet(path, index=False)
+        ids = base["unique_id"].drop_duplicates()
+        partial = path.with_suffix(".partial")
+        with pq.ParquetWriter(partial, pa.Table.from_pandas(base.iloc[:0], preserve_index=False).schema) as out:
+            for k in range(-(-size // len(ids))):
+                part = base[base["unique_id"].isin(ids.iloc[:size - k * len(ids)])]
+                out.write_table(pa.Table.from_pandas(part.assign(unique_id=part["unique_id"] + f"_{k}"),
+                                                     preserve_index=False))
+        partial.replace(path)
     return path
 
 
@@ -44,6 +50,7 @@ def child(model_uri: str, path: str, horizon: int, engine: str, threads: int) ->
 
     torch.set_num_threads(threads)
     from forecast import api, tracking
+    from forecast.data import TableWriter
 
     model = tracking.load_model(model_uri)
     ready = time.perf_counter()
@@ -53,15 +60,18 @@ def child(model_uri: str, path: str, horizon: int, engine: str, threads: int) ->
         session = spark.session(f"local[{threads}]")
         session.range(1).count()  # the JVM and a first task: Spark's start, timed apart
         ready = time.perf_counter()
-        frame = spark.predict_file(model_uri, path, horizon)
-        session.stop()
+        chunks = [spark.predict_file(model_uri, path, horizon)]
     else:
-        frame = api.predict(model_uri, path, horizon, model=model)
+        chunks = api.predict_chunks(model_uri, path, horizon, model=model)
+    with TableWriter(Path(path).with_name(f"forecasts_{engine}_{Path(path).stem}.parquet")) as out:
+        for frame in chunks:  # written as they come, as `forecast predict -o x.parquet` does
+            out.write(frame)
     done = time.perf_counter()
+    if engine == "spark":
+        session.stop()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    frame.to_parquet(Path(path).with_name(f"forecasts_{engine}_{Path(path).stem}.parquet"), index=False)
-    print(json.dumps({"setup_s": ready - start, "predict_s": done - ready, "rows": len(frame),
-                      "series": int(frame["unique_id"].nunique()), "peak_gib": peak}))
+    print(json.dumps({"setup_s": ready - start, "predict_s": done - ready, "rows": out.rows, "series": out.series,
+                      "peak_gib": peak}))
 
 
 def main(argv=None) -> None:

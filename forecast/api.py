@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -17,12 +19,15 @@ from forecast.data import (
     TIME,
     Covariates,
     Dataset,
+    chunks,
     dataset_from_frame,
     default_horizon,
+    detect_columns,
     load_series,
     read_table,
     rolling_origins,
 )
+from forecast.data.chunks import raw_chunks, series_chunks, shift_rows
 from forecast.errors import DataError, ModelError
 from forecast.intervals import DEFAULT_LEVELS, check_levels, check_quantiles, level_columns, quantile_column
 from forecast.metrics import error_by_step
@@ -270,13 +275,22 @@ def diagnose(path, models: tuple[str, ...] = ("rnn", "lstm", "gru"), horizon: in
     return parent.run_id, results
 
 
-def predict(model_uri: str, path, horizon: int | None = None, *, id_col=None, time_col=None, target_col=None,
-            freq: str | None = None, fill: str | None = None, aggregate: str | None = None,
-            tracking_uri: str | None = None, model=None, levels=(), quantiles=(), future_path=None) -> pd.DataFrame:
-    """Forecast `horizon` steps past the end of every series in the CSV at `path` with a logged model (`model`:
-    the pyfunc model already loaded from `model_uri`), with the prediction intervals at `levels` (percent) and the
-    `quantiles` (probabilities) asked for; a model trained with future covariates reads their values over the
-    horizon from the CSV at `future_path`."""
+def predict(model_uri: str, path, horizon: int | None = None, **options) -> pd.DataFrame:
+    """Forecast `horizon` steps past the end of every series in the CSV or Parquet file at `path` with a logged
+    model, as one frame (`predict_chunks` takes the same arguments)."""
+    return pd.concat(list(predict_chunks(model_uri, path, horizon, **options)), ignore_index=True)
+
+
+def predict_chunks(model_uri: str, path, horizon: int | None = None, *, id_col=None, time_col=None,
+                   target_col=None, freq: str | None = None, fill: str | None = None, aggregate: str | None = None,
+                   tracking_uri: str | None = None, model=None, levels=(), quantiles=(), future_path=None,
+                   chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """The forecasts of `horizon` steps past the end of every series in the file at `path` with a logged model
+    (`model`: the pyfunc model already loaded from `model_uri`), with the prediction intervals at `levels`
+    (percent) and the `quantiles` (probabilities) asked for, a frame per chunk of whole series (a file of more
+    than `chunk_rows` rows, default forecast.data.chunks.CHUNK_ROWS, is read and forecast that many rows at a
+    time); a model trained with future covariates reads their values over the horizon from the file at
+    `future_path` (the history then read whole)."""
     from forecast import serving, tracking
 
     levels, quantiles = check_levels(levels), check_quantiles(quantiles)
@@ -285,25 +299,31 @@ def predict(model_uri: str, path, horizon: int | None = None, *, id_col=None, ti
     if (levels or quantiles) and not getattr(forecaster, "intervals_", True):
         raise ModelError(f"model '{model_uri}' was saved before prediction intervals existed; train it again to get "
                          "--level or --quantiles")
-    raw = read_table(path)
-    trained = forecaster.meta_.get("columns", {})
-    given = {"id_col": id_col, "time_col": time_col, "target_col": target_col}
-    names = {key: given[key] or (trained.get(key) if trained.get(key) in raw.columns else None) for key in given}
-    covariates = forecaster.covariates
-    data = dataset_from_frame(raw, path, freq=freq or forecaster.freq_.alias, fill=fill or "error",
-                              aggregate=aggregate, covariates=covariates, **names)
-    future = None
-    if future_path is not None:
-        if not covariates.futr:
-            raise DataError(f"{future_path}: model '{model_uri}' reads no future covariates; leave out --future")
-        future = read_future(read_table(future_path), data.columns, covariates, future_path)
-    if data.freq.alias != forecaster.freq_.alias:
-        raise DataError(f"{path}: the data steps in {data.freq.alias or 'integers'} but the model was trained on "
-                        f"{forecaster.freq_.alias or 'integer steps'}; give data at the model's frequency")
     if horizon is not None and horizon < 1:
         raise ModelError(f"--horizon {horizon}: must be at least 1")
-    return serving.forecast(forecaster, data.df, horizon, levels, quantiles, future=future,
-                            source=future_path or "--future")  # checked once, here
+    covariates = forecaster.covariates
+    if future_path is not None and not covariates.futr:
+        raise DataError(f"{future_path}: model '{model_uri}' reads no future covariates; leave out --future")
+    frames = raw_chunks(path, None if future_path is not None else chunk_rows or chunks.CHUNK_ROWS)  # --future: whole
+    first = next(frames)
+    trained = forecaster.meta_.get("columns", {})
+    given = {"id_col": id_col, "time_col": time_col, "target_col": target_col}
+    names = {key: given[key] or (trained.get(key) if trained.get(key) in first.columns else None) for key in given}
+    id_name = detect_columns(first, path, **names).id_col
+    for start, raw in series_chunks(itertools.chain([first], frames), id_name, path):
+        try:
+            data = dataset_from_frame(raw, path, freq=freq or forecaster.freq_.alias, fill=fill or "error",
+                                      aggregate=aggregate, covariates=covariates, digest=False, **names)
+        except DataError as exc:
+            raise shift_rows(exc, start) from None
+        future = None
+        if future_path is not None:
+            future = read_future(read_table(future_path), data.columns, covariates, future_path)
+        if data.freq.alias != forecaster.freq_.alias:
+            raise DataError(f"{path}: the data steps in {data.freq.alias or 'integers'} but the model was trained on "
+                            f"{forecaster.freq_.alias or 'integer steps'}; give data at the model's frequency")
+        yield serving.forecast(forecaster, data.df, horizon, levels, quantiles, future=future,
+                               source=future_path or "--future")  # checked once, here
 
 
 def compare(experiment: str | None = None, metric: str = "mase", tracking_uri: str | None = None,

@@ -303,17 +303,20 @@ def predict(model_uri, csv, horizon, levels, quantiles, future_path, output, eng
         if future_path:
             raise click.UsageError("--future: not with --engine spark; put the future rows (y empty) after each "
                                    "series' history in the input instead")
-        frame = spark.predict_file(model_uri, csv, horizon, levels, quantiles or (), spark_master, tracking_uri)
+        chunks = [spark.predict_file(model_uri, csv, horizon, levels, quantiles or (), spark_master, tracking_uri)]
     else:
-        frame = api.predict(model_uri, csv, horizon, tracking_uri=tracking_uri, levels=levels,
-                            quantiles=quantiles or (), future_path=future_path, **data_options)
+        chunks = api.predict_chunks(model_uri, csv, horizon, tracking_uri=tracking_uri, levels=levels,
+                                    quantiles=quantiles or (), future_path=future_path, **data_options)
     if output:
-        from forecast.data import write_table
+        from forecast.data import TableWriter
 
-        write_table(frame, output)
-        click.echo(f"wrote {len(frame)} forecasts for {frame['unique_id'].nunique()} series to {output}", err=True)
+        with TableWriter(output) as writer:  # chunk by chunk: memory stays flat over millions of series
+            for frame in chunks:
+                writer.write(frame)
+        click.echo(f"wrote {writer.rows} forecasts for {writer.series} series to {output}", err=True)
     else:
-        click.echo(frame.to_csv(index=False), nl=False)
+        for i, frame in enumerate(chunks):
+            click.echo(frame.to_csv(index=False, header=i == 0), nl=False)
 
 
 @main.command()

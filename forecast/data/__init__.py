@@ -27,7 +27,16 @@ from forecast.data.columns import (  # noqa: F401
     detect_columns,
     to_long,
 )
-from forecast.data.io import PARQUET, file_sha256, is_parquet, read_csv, read_parquet, read_table, write_table  # noqa: F401
+from forecast.data.io import (  # noqa: F401
+    PARQUET,
+    TableWriter,
+    file_sha256,
+    is_parquet,
+    read_csv,
+    read_parquet,
+    read_table,
+    write_table,
+)
 from forecast.data.splits import (  # noqa: F401
     default_horizon,
     future_frame,
@@ -74,8 +83,10 @@ def load_series(path, id_col=None, time_col=None, target_col=None, freq: str | N
 
 def dataset_from_frame(raw: pd.DataFrame, path, id_col=None, time_col=None, target_col=None,
                        freq: str | None = None, season: int | None = None, fill: str = "error",
-                       aggregate: str | None = None, covariates: Covariates = NO_COVARIATES) -> Dataset:
-    """A validated Dataset from a frame as read from the CSV at `path`, with the covariate columns it names."""
+                       aggregate: str | None = None, covariates: Covariates = NO_COVARIATES,
+                       digest: bool = True) -> Dataset:
+    """A validated Dataset from a frame as read from the CSV at `path`, with the covariate columns it names (and,
+    with `digest`, the file's SHA-256)."""
     path = Path(path)
     if covariates.columns and target_col is None:
         target_col = TARGET if TARGET in raw.columns else None
@@ -91,7 +102,7 @@ def dataset_from_frame(raw: pd.DataFrame, path, id_col=None, time_col=None, targ
             raise DataError(f"--season {season}: the season length must be a positive number of steps")
         frequency = Frequency(alias=frequency.alias, step=frequency.step, season=int(season))
     return Dataset(df=df.drop(columns="_row"), columns=columns, freq=frequency, path=str(path),
-                   sha256=file_sha256(path), covariates=covariates)
+                   sha256=file_sha256(path) if digest else "", covariates=covariates)
 
 
 def history_frame(raw: pd.DataFrame, source: str, freq: str | None, id_col=None, time_col=None,

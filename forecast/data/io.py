@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from forecast.data.columns import ID
 from forecast.errors import DataError
 
 
@@ -66,10 +67,45 @@ def read_parquet(path: str | Path) -> pd.DataFrame:
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> None:
     """Write forecasts as Parquet (by the extension) or CSV."""
-    if is_parquet(path):
-        frame.to_parquet(path, index=False)
-    else:
-        frame.to_csv(path, index=False)
+    with TableWriter(path) as writer:
+        writer.write(frame)
+
+
+class TableWriter:
+    """Forecasts written chunk by chunk as Parquet (by the extension) or CSV, into a temporary file beside `path`
+    that takes its name only when all were written: a failed or interrupted command leaves no half file."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.partial = self.path.with_name(f".{self.path.name}.partial")
+        self.rows, self.series, self._parquet = 0, 0, None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if is_parquet(self.path):
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(self.partial, table.schema)
+            self._parquet.write_table(table.cast(self._parquet.schema))
+        else:
+            frame.to_csv(self.partial, index=False, mode="a" if self.rows else "w", header=not self.rows)
+        self.rows += len(frame)
+        self.series += int(frame[ID].nunique()) if ID in frame.columns else 0
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+        if kind is None:
+            if not self.rows and not self.partial.exists():
+                pd.DataFrame().to_csv(self.partial, index=False)
+            self.partial.replace(self.path)
+        else:
+            self.partial.unlink(missing_ok=True)
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:

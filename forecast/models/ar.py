@@ -185,8 +185,9 @@ class AutoRegressive(Forecaster):
         is increasing)."""
         unseen = [i for i, uid in enumerate(ids) if uid not in self.params_]
         self.unseen_ = [ids[i] for i in unseen]
-        if unseen:
+        if unseen and not getattr(self, "warned_unseen_", False):  # once per loaded model, not per chunk
             log.warning("AR: fitting %d series the model has not seen (e.g. '%s')", len(unseen), ids[unseen[0]])
+            self.warned_unseen_ = True
         spread = self._spread(probs, h) if probs is not None else None  # (h, P)
         transforms = self._transforms(series)  # fitted once for the fit of an unseen series and its forecast
         diffs = np.array([self.diffs_.get(uid, 0) for uid in ids], int)
