@@ -111,7 +111,8 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
              parent_run_id: str | None = None, data: Dataset | None = None, test: Dataset | None = None,
              levels=DEFAULT_LEVELS, quantiles=(), on_epoch=None, resume: str | None = None,
              checkpoint_every: float | None = None, tags: dict | None = None, light: bool = False,
-             fit_horizon: int | None = None, **hyper) -> TrainResult:
+             fit_horizon: int | None = None, engine: str = "local", spark_master: str | None = None,
+             **hyper) -> TrainResult:
     """Rolling-origin evaluation: for each of the last `folds` origins, `step` apart, fit on everything before it
     and forecast the next `horizon` points; one MLflow run with per-fold and mean metrics and the last fold's model.
 
@@ -121,6 +122,9 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
     fold's model, fitted on the data before the last origin. Series too short to hold out at an origin are
     fitted, not scored, there. `levels` (percent) and `quantiles` (probabilities) are the prediction intervals and
     quantiles forecast and scored at every origin.
+
+    `engine` "spark" fits the per-series models (ar, the naive ones) on Spark (`spark_master`, default the active
+    session or local[*]), in buckets of series, to the same model; the global ones train here either way.
 
     The nets save checkpoints to the run (artifacts under checkpoints/) at most every `checkpoint_every` seconds
     (default CHECKPOINT_EVERY); `resume`, the id of a run of the same command that died, continues its training
@@ -161,6 +165,7 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
     forecaster = registry.create(model, **hyper)  # bad settings are refused before a run starts
     if data.covariates:  # and covariates the model cannot use
         refuse(model, data.covariates, forecaster.covariate_roles)
+    fitter = _engine(engine, spark_master, data) if model in registry.PER_SERIES else None  # the nets: here
     neural = model in registry.NEURAL
     experiment = experiment or Path(path).stem
     fit_on = "all" if final_fit or test is not None else "holdout"
@@ -169,7 +174,8 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
               "folds": folds, "step": step, "refit": refit if model in registry.GLOBAL else True,
               "test_file": str(test_path) if test_path else None, "n_series_scored": n_scored,
               "levels": ",".join(f"{v:g}" for v in levels), "quantiles": ",".join(f"{v:g}" for v in quantiles),
-              **({"fit_horizon": fit_h} if fit_horizon else {})}
+              **({"fit_horizon": fit_h} if fit_horizon else {}),
+              **({"engine": engine} if fitter is not None else {})}
     label = run_name or model
     resume_from = tracking.resumable(resume, params, tracking_uri) if resume else None  # refused before a new run
     with tracking.training_run(experiment, run_name=label, uri=tracking_uri, parent_run_id=parent_run_id) as run:
@@ -189,7 +195,8 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
             run.log_dataset(test.df, test.path, test.sha256, context="evaluation")
         full = data.df if test is None else sort_long_frame(pd.concat([data.df, test.df], ignore_index=True))
         forecaster, folds_out, seconds = backtesting.fit_folds(run, forecaster, model, hyper, data, cuts, (fit_h, h),
-                                                               refit, register, on_epoch, (levels, quantiles), full)
+                                                               refit, register, on_epoch, (levels, quantiles), full,
+                                                               fitter)
         fold_metrics = [scores for scores, _ in folds_out]
         names = list(fold_metrics[0])
         metrics = {k: float(np.mean([m[k] for m in fold_metrics])) for k in names}
@@ -211,7 +218,8 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
             run.log_figure(figure, "forecast.png")
             plots.close(figure)
         if fit_on == "all" and test is None:
-            forecaster = backtesting.fit_final(run, forecaster, model, hyper, data, fit_h, register, on_epoch)
+            forecaster = backtesting.fit_final(run, forecaster, model, hyper, data, fit_h, register, on_epoch,
+                                               fitter)
             fit_part = data.df
         run.log_params({"fit_on": fit_on})
         model_uri, registered = ("", None) if light else backtesting.log_model(run, forecaster, data, fit_part, h,
@@ -222,6 +230,20 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
                        metrics_std=spread, gradient_flow=flow, gradient_summary=summary, fit_on=fit_on,
                        n_series_scored=n_scored, n_series=data.n_series, covariates=data.covariates,
                        fitted=forecaster, fit_history=fit_part, error_by_step=steps)
+
+
+def _engine(engine: str, master: str | None, data: Dataset):
+    """The function that fits the per-series models on `engine` (None: in this process)."""
+    if engine in (None, "local"):
+        return None
+    if engine != "spark":
+        raise DataError(f"--engine {engine}: choose local or spark")
+    if data.covariates:
+        raise DataError("--engine spark fits models without covariates; leave out --futr, --hist, --static and "
+                        "--calendar, or the engine")
+    from forecast import spark
+
+    return spark.fitter(master)
 
 
 def log_fitted(run, result: TrainResult, data: Dataset) -> tuple[str, str | None]:

@@ -19,7 +19,18 @@ from forecast.intervals import DEFAULT_LEVELS
 from forecast.metrics import evaluate
 
 
-def fit_final(run, scored, model: str, hyper: dict, data: Dataset, h: int, register: str | None, on_epoch):
+def fit(forecaster, df: pd.DataFrame, data: Dataset, h: int, on_epoch=None, engine=None):
+    """`forecaster` fitted on `df` (of `data`) for `h` steps: in this process, or where it is a per-series model
+    and `engine` is given (forecast.spark.fitter), by the engine."""
+    from forecast.models.per_series import PerSeries
+
+    if engine is not None and isinstance(forecaster, PerSeries):
+        return engine(forecaster, df, data.freq, h)
+    return forecaster.fit(df, data.freq, h, on_epoch=on_epoch, covariates=data.covariates)
+
+
+def fit_final(run, scored, model: str, hyper: dict, data: Dataset, h: int, register: str | None, on_epoch,
+              engine=None):
     """The model to save: fitted again on all of the data, with the scored model's final settings (the nets:
     the epochs that early stopping chose, no validation window). Its per-epoch metrics are logged as final_*.
     If this fit is stopped, the scored model is logged instead and the run says fit_on=holdout."""
@@ -35,7 +46,7 @@ def fit_final(run, scored, model: str, hyper: dict, data: Dataset, h: int, regis
 
     start = time.perf_counter()
     try:
-        final.fit(data.df, data.freq, h, on_epoch=log_epoch, covariates=data.covariates)
+        fit(final, data.df, data, h, log_epoch, engine)
     except (TrainingDiverged, TrainingInterrupted) as exc:
         exc.run_id = run.run_id
         run.log_params({"fit_on": "holdout"})
@@ -49,10 +60,11 @@ def fit_final(run, scored, model: str, hyper: dict, data: Dataset, h: int, regis
 
 
 def fit_folds(run, forecaster, model: str, hyper: dict, data: Dataset, cuts, horizons: tuple[int, int], refit: bool,
-               register: str | None, on_epoch, bands: tuple, full: pd.DataFrame):
+               register: str | None, on_epoch, bands: tuple, full: pd.DataFrame, engine=None):
     """Fit (refit per fold, except nets with refit=False) and forecast every fold (the future covariates from
     `full`, the data with the test file's); the per-epoch metrics of the model that ends up logged go to the
-    run. `horizons`: (the horizon fitted for, the horizon forecast and scored). Returns (the last model,
+    run. `horizons`: (the horizon fitted for, the horizon forecast and scored); `engine`: where the per-series
+    models are fitted (forecast.spark.fitter; None: here). Returns (the last model,
     [(scores, holdout frame)], fit seconds)."""
     fit_h, h = horizons
     out, seconds = [], 0.0
@@ -71,8 +83,7 @@ def fit_folds(run, forecaster, model: str, hyper: dict, data: Dataset, cuts, hor
                 if cached is not None:  # fitted in this pipeline already (a combination's member)
                     forecaster = cached
                 else:
-                    forecaster.fit(fit_part, data.freq, fit_h, covariates=data.covariates,
-                                   on_epoch=epoch_logger(run, on_epoch) if logged else on_epoch)
+                    fit(forecaster, fit_part, data, fit_h, epoch_logger(run, on_epoch) if logged else on_epoch, engine)
                     fits.store(forecaster, fit_part, fit_h, data.covariates)
             except (TrainingDiverged, TrainingInterrupted) as exc:
                 exc.run_id = run.run_id

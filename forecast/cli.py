@@ -76,8 +76,18 @@ def echo_result(result, csv) -> None:
     click.echo(f"predict: forecast predict runs:/{result.run_id}/model {csv} --horizon {result.horizon}{future}")
 
 
+def engine_options(f):
+    """--engine and --spark-master of the commands that fit."""
+    f = click.option("--spark-master", help="Spark master for --engine spark [default: the active session, else "
+                                            "local[*]].")(f)
+    return click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
+                        help="Where the per-series models (ar, naive, seasonal-naive) are fitted: this process, or "
+                             "Spark, in buckets of series (pip install -e \".[spark]\"); the nets train here.")(f)
+
+
 @main.command()
 @model_options
+@engine_options
 @click.option("--no-refit", is_flag=True, help="Save the model that was scored (fitted without the holdout) instead "
                                                "of fitting it again on all the data.")
 def train(csv, model, horizon, quiet, no_refit, **options):
@@ -87,6 +97,7 @@ def train(csv, model, horizon, quiet, no_refit, **options):
     Example:
         forecast train data/air_passengers.csv --model gru
         forecast train data/m3_monthly_train.csv --model ar --horizon 18
+        forecast train history.parquet --model ar --horizon 18 --engine spark --spark-master "local[*]"
     """
     from forecast import api
 
@@ -98,6 +109,7 @@ def train(csv, model, horizon, quiet, no_refit, **options):
 
 @main.command()
 @model_options
+@engine_options
 @click.option("--folds", default=3, show_default=True, type=int, help="Forecast origins.")
 @click.option("--step", type=int, help="Steps between origins [default: one horizon].")
 @click.option("--no-refit", is_flag=True, help="Nets and gbm: train once before the first origin, forecast every "

@@ -157,19 +157,34 @@ class Calibration:
                    bool(doc.get("growth", True)))
 
 
-def holdout_residuals(series, h: int, errors) -> np.ndarray | None:
+def calibration_plan(lengths, h: int) -> tuple[int, int] | None:
+    """(the shortest series calibrated on, the origins per series) of a calibration over series of these
+    `lengths`: those long enough for a validation window (else those of h + 2 points), from as many origins as
+    CALIBRATION_MIN residuals at the first step need; None when no series is long enough."""
+    from forecast.windows import validation_length
+
+    lengths = np.asarray(lengths, int)
+    for shortest in (validation_length(h), h + 2):
+        count = int((lengths >= shortest).sum())
+        if count:
+            return shortest, min(h, -(-CALIBRATION_MIN // count))
+    return None
+
+
+def holdout_residuals(series, h: int, errors, plan: tuple[int, int] | None = None) -> np.ndarray | None:
     """The normalised errors (N, h) a model makes forecasting the last h points of every series long enough for a
     validation window (else of every series of h + 2 points) from the points before them, from origins at each of
     those points where the series are few (as many as CALIBRATION_MIN residuals at the first step need); NaN where
     an origin leaves no point at a step. `errors(picked, histories, steps)` returns the (S, steps) normalised errors
-    of the series `picked` (indices into `series`) forecast from `histories`. None when nothing varies."""
-    from forecast.windows import validation_length
-
-    pick = [i for i, s in enumerate(series) if len(s) >= validation_length(h)]
-    pick = pick or [i for i, s in enumerate(series) if len(s) >= h + 2]
+    of the series `picked` (indices into `series`) forecast from `histories`. `plan`: the calibration_plan of all
+    the series when these are a part of them (fitted apart, on Spark). None when nothing varies."""
+    plan = plan or calibration_plan([len(s) for s in series], h)
+    if plan is None:
+        return None
+    shortest, origins = plan
+    pick = [i for i, s in enumerate(series) if len(s) >= shortest]
     if not pick:
         return None
-    origins = min(h, -(-CALIBRATION_MIN // len(pick)))
     residuals = np.full((len(pick) * origins, h), np.nan)
     for k in range(origins):
         histories = [series[i][:len(series[i]) - h + k] for i in pick]

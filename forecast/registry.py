@@ -21,6 +21,7 @@ MODELS = {
 }
 NEURAL = ("rnn", "lstm", "gru", "transformer")
 GLOBAL = NEURAL + ("gbm",)  # one model over all series: with refit off, trained once before the first origin
+PER_SERIES = ("naive", "seasonal-naive", "ar")  # fitted series by series: on Spark with --engine spark
 
 
 def model_class(name: str):

@@ -87,3 +87,58 @@ def test_predict_engine_spark_from_the_cli(spark, history, tmp_path):
     pd.testing.assert_frame_equal(got, expected, check_dtype=False)
     refused = invoke("predict", trained.model_uri, parquet, "--engine", "spark", "--id-col", "unique_id")
     assert refused.exit_code == 2 and "not with --engine spark" in refused.output
+
+
+def _runs_params(run_id):
+    from mlflow import MlflowClient
+
+    return MlflowClient().get_run(run_id).data.params
+
+
+def test_train_engine_spark_fits_ar_to_the_single_process_model(spark, history, tmp_path):
+    _, csv, parquet = history
+    local = api.train(parquet, "ar", horizon=6, experiment="local")
+    done = invoke("train", parquet, "--model", "ar", "-H", 6, "--engine", "spark", "--experiment", "spark")
+    assert done.exit_code == 0, done.output
+    run_id = done.output.split("run ")[1].split(")")[0]
+    params = _runs_params(run_id)
+    assert params["engine"] == "spark" and params["fit_on"] == "all" and "engine" not in _runs_params(local.run_id)
+    assert params["lags_mean"] == _runs_params(local.run_id)["lags_mean"]
+    expected = api.predict(local.model_uri, parquet, 8, levels=(80, 95))
+    got = api.predict(f"runs:/{run_id}/model", parquet, 8, levels=(80, 95))
+    pd.testing.assert_frame_equal(got, expected, rtol=1e-9)
+    assert len(got) == 300 * 8
+
+
+@pytest.mark.parametrize("model", ["ar", "naive", "seasonal-naive"])
+def test_per_series_models_fitted_in_buckets_equal_one_fit(spark, history, model):
+    """40 series: the calibration takes 5 origins per series (forecast.intervals.calibration_plan), which the
+    buckets must take as well, each holding a few series only."""
+    from forecast import registry
+    from forecast import spark as engine
+    from forecast.data import dataset_from_frame
+
+    df, csv, _ = history
+    few = df[df["unique_id"].isin(df["unique_id"].drop_duplicates().iloc[:40])]
+    data = dataset_from_frame(few, csv)
+    single = registry.create(model).fit(data.df, data.freq, 6)
+    parts = engine.fit(registry.create(model), data.df, data.freq, 6, spark, buckets=7)
+    assert single.calibration_.n == parts.calibration_.n and single.residuals_.shape == (200, 6)
+    np.testing.assert_array_equal(np.sort(single.residuals_, axis=0), np.sort(parts.residuals_, axis=0))
+    np.testing.assert_array_equal(single.calibration_.table, parts.calibration_.table)
+    assert parts.validation_mase_ == pytest.approx(single.validation_mase_, rel=1e-12)
+    pd.testing.assert_frame_equal(parts.predict(6, data.df, levels=(80, 95)),
+                                  single.predict(6, data.df, levels=(80, 95)))
+    if model == "ar":
+        assert parts.params_.keys() == single.params_.keys() and parts.first_ == single.first_
+
+
+def test_backtest_engine_spark_equals_local_and_covariates_are_refused(spark, history):
+    _, csv, _ = history
+    local = api.backtest(csv, "seasonal-naive", horizon=6, folds=2, experiment="local")
+    distributed = api.backtest(csv, "seasonal-naive", horizon=6, folds=2, engine="spark", experiment="spark")
+    assert distributed.fold_metrics == local.fold_metrics
+    refused = invoke("train", csv, "--model", "ar", "--calendar", "--engine", "spark")
+    assert refused.exit_code == 1
+    assert refused.output.strip() == ("Error: --engine spark fits models without covariates; leave out --futr, "
+                                      "--hist, --static and --calendar, or the engine")

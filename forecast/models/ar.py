@@ -23,6 +23,7 @@ from forecast.models.ar_fit import (  # noqa: F401  (fit_series and recurse: the
 )
 from forecast.models.base import Forecaster
 from forecast.models.conformal import scaled_errors
+from forecast.models.per_series import PerSeries
 from forecast.transforms import Stacked, by_length, fit_transforms
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class ARConfig:
             raise ModelError(f"--diff {self.diff}: choose 0 or 1 (or leave it out: chosen per series)")
 
 
-class AutoRegressive(Forecaster):
+class AutoRegressive(PerSeries, Forecaster):
     """AR(τ) with a constant, one per series, on the transformed series or its first differences (then the
     constant is a drift); unseen series are fitted when forecast. Series of one length are fitted and forecast
     together, as matrices."""
@@ -53,6 +54,7 @@ class AutoRegressive(Forecaster):
     name = "ar"
     Config = ARConfig
     covariate_roles = ("futr", "calendar")  # regressors at each step: known in advance
+    series_state = ("params", "diffs", "sigmas", "betas", "first")
 
     def _max_lags(self) -> int:
         return self.config.max_lags or max(2 * self.freq_.season, 8)
@@ -173,10 +175,11 @@ class AutoRegressive(Forecaster):
                         actual = Stacked([transforms[r] for r in rows]).transform(actual)
                     out[rows] = (actual - path) / np.where(sd > 0, sd, np.nan)
             if steps == h:
-                self.validation_mase_ = float(np.nanmean(np.abs(scaled)))
+                self._keep_validation(scaled)
             return out
 
-        residuals = holdout_residuals(series, h, errors)  # None for constant series: nothing to calibrate
+        residuals = holdout_residuals(series, h, errors, getattr(self, "calibration_plan_", None))
+        self.residuals_ = residuals  # None for constant series: nothing to calibrate
         return None if residuals is None else Calibration.from_residuals(residuals, "validation", growth=False)
 
     def _paths(self, ids, series, h, probs=None):
@@ -243,7 +246,8 @@ class AutoRegressive(Forecaster):
     def _state(self, path):
         calibration = getattr(self, "calibration_", None)
         return {"params": {uid: p.tolist() for uid, p in self.params_.items()}, "diffs": self.diffs_,
-                "sigmas": self.sigmas_, "calibration": calibration.to_dict() if calibration is not None else None,
+                "sigmas": self.sigmas_, "first": self.first_,
+                "calibration": calibration.to_dict() if calibration is not None else None,
                 "betas": {uid: np.asarray(b).tolist() for uid, b in getattr(self, "betas_", {}).items()}}
 
     def _restore(self, path, state):
@@ -252,6 +256,7 @@ class AutoRegressive(Forecaster):
         self.diffs_ = {uid: int(state.get("diffs", {}).get(uid, 0)) for uid in self.params_}
         self.sigmas_ = {str(uid): float(v) for uid, v in state.get("sigmas", {}).items()}
         self.calibration_ = Calibration.from_dict(state["calibration"]) if state.get("calibration") else None
-        self.first_ = {uid: len(p) - 1 for uid, p in self.params_.items()}
+        first = state.get("first") or {}  # the order first tried; saved since models can be fitted in parts
+        self.first_ = {uid: int(first.get(uid, len(p) - 1)) for uid, p in self.params_.items()}
         self.betas_ = {str(uid): np.asarray(b, dtype=float) for uid, b in state.get("betas", {}).items()}
         self.unseen_ = []

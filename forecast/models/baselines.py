@@ -13,6 +13,7 @@ import numpy as np
 from forecast.intervals import Calibration, holdout_residuals, normal_quantiles
 from forecast.models.base import Forecaster
 from forecast.models.conformal import scaled_errors
+from forecast.models.per_series import PerSeries
 from forecast.transforms import by_length
 
 
@@ -35,7 +36,7 @@ def residual_scale(y: np.ndarray, lag: int) -> np.ndarray:
     return np.sqrt(np.mean((y[:, lag:] - y[:, :-lag]) ** 2, axis=1))
 
 
-class _Baseline(Forecaster):
+class _Baseline(PerSeries, Forecaster):
     """What both naive models share: a forecast and its textbook standard deviation per series, calibrated; the
     series of one length computed as one matrix."""
 
@@ -59,11 +60,11 @@ class _Baseline(Forecaster):
             yhat, sd = self._paths(histories, steps)
             actual = np.stack([series[i][len(past):] for i, past in zip(picked, histories)])
             if steps == h:
-                self.validation_mase_ = float(np.nanmean(np.abs(scaled_errors(histories, actual, yhat,
-                                                                              self.freq_.season))))
+                self._keep_validation(scaled_errors(histories, actual, yhat, self.freq_.season))
             return (actual - yhat) / np.where(sd > 0, sd, np.nan)
 
-        residuals = holdout_residuals(series, h, errors)
+        residuals = holdout_residuals(series, h, errors, getattr(self, "calibration_plan_", None))
+        self.residuals_ = residuals
         self.calibration_ = None if residuals is None else Calibration.from_residuals(residuals, "validation",
                                                                                       growth=False)
 
