@@ -295,7 +295,8 @@ def predict(model_uri, csv, horizon, levels, quantiles, future_path, output, eng
     """Forecast HORIZON steps past the end of every series in CSV (or Parquet) with a saved model.
 
     MODEL_URI is runs:/<run_id>/model, models:/<model_id>, models:/<name>/<version> or a local model folder.
-    Writes unique_id,ds,yhat, and with --level or --quantiles the interval bounds or quantiles.
+    Writes unique_id,ds,yhat, and with --level or --quantiles the interval bounds or quantiles. A big file (over
+    2 million rows) is read and forecast 2 million rows at a time: keep each series' rows together in it.
 
     \b
     Example:
