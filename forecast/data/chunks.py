@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import itertools
 import re
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from forecast.data.io import _sniff_delimiter, is_parquet, read_table
+from forecast.data.io import csv_frames, is_parquet, read_table
 from forecast.errors import DataError
 
 CHUNK_ROWS = 2_000_000  # rows per chunk: about 0.7 GB of working memory when forecast
@@ -30,7 +29,7 @@ def raw_chunks(path, rows: int | None = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
     elif is_parquet(path):
         yield from _parquet_chunks(path, rows)
     elif path.is_file() and path.stat().st_size > CSV_CHUNK_BYTES:
-        yield from _csv_chunks(path, rows)
+        yield from csv_frames(path, rows)
     else:
         yield read_table(path)
 
@@ -71,23 +70,6 @@ def _frame(batches) -> pd.DataFrame:
     frame = pa.Table.from_batches(batches).to_pandas()
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
-
-
-def _csv_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
-    sep = _sniff_delimiter(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            for frame in pd.read_csv(path, sep=sep, encoding="utf-8-sig", skipinitialspace=True, index_col=False,
-                                     chunksize=rows):
-                frame.columns = [str(c).strip() for c in frame.columns]
-                yield frame.reset_index(drop=True)
-    except pd.errors.ParserWarning:
-        raise DataError(f"{path}: some rows have more fields than the header; fix those rows, quote fields "
-                        "that hold the delimiter, or check the delimiter") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{path}: not a readable CSV ({first}); save it as UTF-8 CSV with a header row") from None
 
 
 def series_chunks(frames: Iterator[pd.DataFrame], id_col: str | None, path) -> Iterator[tuple[int, pd.DataFrame]]:

@@ -113,11 +113,24 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file; check the path")
+    [raw] = csv_frames(path)  # to the end: the warning filter is restored
+    if raw.empty:
+        raise DataError(f"{path}: the file has a header but no data rows")
+    return raw
+
+
+def csv_frames(path: Path, rows: int | None = None):
+    """The CSV's rows as frames of `rows` rows each (one frame of all when None), the column names stripped; a
+    clear one-line error on failure."""
     sep = _sniff_delimiter(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)  # rows longer than the header lose data
-            raw = pd.read_csv(path, sep=sep, encoding="utf-8-sig", skipinitialspace=True, index_col=False)
+            read = pd.read_csv(path, sep=sep, encoding="utf-8-sig", skipinitialspace=True, index_col=False,
+                               chunksize=rows)
+            for frame in [read] if rows is None else read:
+                frame.columns = [str(c).strip() for c in frame.columns]
+                yield frame.reset_index(drop=True)
     except pd.errors.ParserWarning:
         raise DataError(f"{path}: some rows have more fields than the header; fix those rows, quote fields "
                         "that hold the delimiter, or check the delimiter") from None
@@ -126,7 +139,3 @@ def read_csv(path: str | Path) -> pd.DataFrame:
         raise DataError(f"{path}: not a readable CSV ({first}); save it as UTF-8 CSV with a header row") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty; give a CSV with a header row and data") from None
-    raw.columns = [str(c).strip() for c in raw.columns]
-    if raw.empty:
-        raise DataError(f"{path}: the file has a header but no data rows")
-    return raw
