@@ -1,9 +1,12 @@
 """The Spark engine: batch prediction with a logged model over a Spark DataFrame of many series, and the fits of
 the per-series models (AR, the naive ones) spread over Spark's workers.
 
-Whole series are forecast together: the rows are grouped by a hash bucket of the series id and each bucket goes to
-the model in one call (`applyInPandas`), thousands of series at a time; the model is loaded once per Python worker
-process (a module-level cache) from a copy shipped to every executor with `SparkContext.addFile`. A per-series
+Whole series are forecast together: the rows are partitioned by a hash of the series id and each partition goes to
+the model in one call (`mapInPandas` over its Arrow batches, joined), thousands of series at a time, one task per
+partition: tasks of equal size keep every core busy to the end, where grouping by a bucket column
+(`groupBy().applyInPandas`) sorts each partition and lets Spark pack unequal numbers of buckets into its tasks. The
+model is loaded once per Python worker process (a module-level cache) from a copy shipped to every executor with
+`SparkContext.addFile`. A per-series
 model is fitted the same way, a bucket of series per call, and the buckets' fits merge into the model of all
 the series (forecast.models.per_series), equal to one fitted in one process.
 
@@ -13,18 +16,17 @@ the series (forecast.models.per_series), equal to one fitted in one process.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 from forecast.data import ID, TARGET, TIME
+from forecast.data.chunks import CHUNK_ROWS
 from forecast.errors import ForecastError
 from forecast.intervals import check_levels, check_quantiles, level_columns, quantile_column
 
 _MODELS: dict[str, object] = {}  # in each Python worker: shipped model folder -> loaded pyfunc model
-BUCKET = "_forecast_bucket"
 
 
 def require_pyspark():
@@ -68,7 +70,9 @@ def predict(history, model_uri: str, horizon: int | None = None, level=(), quant
             tracking_uri: str | None = None):
     """Forecasts of every series in the Spark DataFrame `history` (unique_id, ds, y, or the columns the model was
     trained on) as a Spark DataFrame (unique_id, ds, yhat and the bounds asked for), equal to `forecast predict`'s.
-    `buckets`: groups of series, each forecast in one model call [default: 4 per core of the cluster]."""
+    `buckets`: partitions of whole series, each forecast in one model call [default: 2 per core of the cluster, more
+    where that would put over CHUNK_ROWS rows in one (a worker holds its partition in memory); counting the rows
+    costs a pass over `history`, nothing for Parquet]."""
     require_pyspark()
     from pyspark.sql import functions as F
 
@@ -90,14 +94,17 @@ def predict(history, model_uri: str, horizon: int | None = None, level=(), quant
         params["level"] = list(levels)
     if quantiles:
         params["quantiles"] = list(quantiles)
-    n = buckets or 4 * spark.sparkContext.defaultParallelism
-    bucketed = history.withColumn(BUCKET, F.pmod(F.xxhash64(F.col(id_col).cast("string")), F.lit(n)))
+    n = buckets or max(2 * spark.sparkContext.defaultParallelism, -(-history.count() // CHUNK_ROWS))
     schema = _schema(forecaster.freq_.alias is None, levels, quantiles)
 
-    def forecast_bucket(frame):  # runs on the workers: captures only names and parameters, never the model
-        return _model(shipped).predict(frame.drop(columns=[BUCKET]), params=params)
+    def forecast_partition(batches):  # runs on the workers: captures only names and parameters, never the model
+        import pandas as pd
 
-    return bucketed.groupBy(BUCKET).applyInPandas(forecast_bucket, schema=schema)
+        frames = list(batches)
+        if frames and sum(map(len, frames)):
+            yield _model(shipped).predict(pd.concat(frames, ignore_index=True), params=params)
+
+    return history.repartition(int(n), F.col(id_col)).mapInPandas(forecast_partition, schema=schema)
 
 
 def predict_file(model_uri: str, path, horizon: int | None = None, levels=(), quantiles=(), master: str | None = None,
@@ -191,12 +198,12 @@ def fit(forecaster, df, freq, h: int, spark=None, buckets: int | None = None):
     name, config, frequency = forecaster.name, asdict(forecaster.config), freq.to_dict()
     parts = (spark.sparkContext.parallelize(payloads, len(payloads))
              .map(lambda payload: _fit_part(name, config, frequency, h, plan, *payload)).collect())
-    return forecaster.merge([json.loads(part) for part in parts], df, freq, h)
+    return forecaster.merge(parts, df, freq, h)
 
 
-def _fit_part(name: str, config: dict, frequency: dict, h: int, plan, ids, lengths, values) -> str:
-    """One bucket's fit (its series as ids, lengths and the values one after the other), as JSON
-    (forecast.models.per_series.PerSeries.part)."""
+def _fit_part(name: str, config: dict, frequency: dict, h: int, plan, ids, lengths, values) -> dict:
+    """One bucket's fit (its series as ids, lengths and the values one after the other), as plain data
+    (forecast.models.per_series.PerSeries.part), which Spark pickles back to the driver."""
     import numpy as np
     import pandas as pd
 
@@ -209,4 +216,4 @@ def _fit_part(name: str, config: dict, frequency: dict, h: int, plan, ids, lengt
     part = pd.DataFrame({ID: np.repeat(np.array(ids, dtype=object), lengths),
                          TIME: np.concatenate([np.arange(k) for k in lengths]), TARGET: values})
     model.fit(part, Frequency(**frequency), h)
-    return json.dumps(model.part())
+    return model.part()

@@ -1,9 +1,9 @@
 """Models fitted series by series (AR, the naive baselines) fitted in parts: each part, a group of the series
-fitted apart (on a Spark worker: forecast.spark.fit), hands back its state as JSON, and the parts merge into the
-model fitted on all the series, equal to one fitted in one process. The per-series state is joined; what all the
-series share, the calibration of the intervals and the validation MASE, is computed again from the parts' raw
-residuals and errors, the parts having calibrated on the plan of all the series (forecast.intervals.
-calibration_plan)."""
+fitted apart (on a Spark worker: forecast.spark.fit), hands back its state as plain data (pickled by Spark), and
+the parts merge into the model fitted on all the series, equal to one fitted in one process. The per-series state
+is joined; what all the series share, the calibration of the intervals and the validation MASE, is computed again
+from the parts' raw residuals and errors, the parts having calibrated on the plan of all the series
+(forecast.intervals.calibration_plan)."""
 
 from __future__ import annotations
 
@@ -28,11 +28,11 @@ class PerSeries:
         self.validation_mase_ = float(finite.mean()) if finite.size else float("nan")
 
     def part(self) -> dict:
-        """This fit, of a part of the series, as JSON-ready data."""
+        """This fit, of a part of the series, as plain data: the per-series state (lists and numbers), the raw
+        residuals as an array and the validation sums."""
         residuals, state = getattr(self, "residuals_", None), self._state(None)
         return {"state": {key: state[key] for key in self.series_state},
-                "residuals": None if residuals is None else np.where(np.isfinite(residuals), residuals,
-                                                                     None).tolist(),
+                "residuals": None if residuals is None else np.asarray(residuals, float),
                 "validation": list(getattr(self, "validation_errors_", (0.0, 0)))}
 
     def merge(self, parts: list[dict], df, freq, h: int):
@@ -41,7 +41,8 @@ class PerSeries:
         self.freq_, self.h_, self.encoder_, self.covs_, self.on_epoch_ = freq, int(h), None, None, None
         state = {key: {uid: value for p in parts for uid, value in p["state"][key].items()}
                  for key in self.series_state}
-        blocks = [np.array(p["residuals"], dtype=float) for p in parts if p["residuals"]]
+        blocks = [np.asarray(p["residuals"], dtype=float) for p in parts
+                  if p["residuals"] is not None and np.size(p["residuals"])]
         residuals = np.concatenate(blocks) if blocks else None
         calibration = (Calibration.from_residuals(residuals, "validation", growth=False)
                        if residuals is not None and np.isfinite(residuals).any() else None)
