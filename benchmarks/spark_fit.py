@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""A per-series model fitted on Spark local[N] against one process on one core, side by side in one run: the
-same series (the 1,428 M3 monthly training series replicated under new ids, as `benchmarks/scale.py` makes them),
-read once, fitted both ways to forecast 18 steps, the two models' forecasts compared.
+"""A per-series model fitted on Spark local[N] and in N processes of this machine (forecast.parallel, what
+`--threads N` does) against one process on one core, side by side in one run: the same series (the 1,428 M3
+monthly training series replicated under new ids, as `benchmarks/scale.py` makes them), read once, fitted the three
+ways to forecast 18 steps, the models' forecasts compared.
 
     python3 benchmarks/spark_fit.py --series 14280 --model ar --cores 2 --repeat 3
 
@@ -36,7 +37,7 @@ def main(argv=None) -> None:
     import pandas as pd
     import scale
 
-    from forecast import registry, spark
+    from forecast import parallel, registry, spark
     from forecast.data import dataset_from_frame
 
     folder = Path(args.folder)
@@ -50,27 +51,30 @@ def main(argv=None) -> None:
     spark.fit(registry.create(args.model), warm, data.freq, args.horizon, session)
     print(f"Spark local[{args.cores}] started and warmed in {time.perf_counter() - started:.1f} s")
 
-    local_s, spark_s = [], []
+    seconds = {"one process, one core": [], f"{args.cores} processes": [], f"Spark local[{args.cores}]": []}
+    fits = [lambda: registry.create(args.model).fit(data.df, data.freq, args.horizon),
+            lambda: parallel.fit(registry.create(args.model), data.df, data.freq, args.horizon, args.cores),
+            lambda: spark.fit(registry.create(args.model), data.df, data.freq, args.horizon, session)]
     for _ in range(args.repeat):
-        start = time.perf_counter()
-        single = registry.create(args.model).fit(data.df, data.freq, args.horizon)
-        local_s.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        parts = spark.fit(registry.create(args.model), data.df, data.freq, args.horizon, session)
-        spark_s.append(time.perf_counter() - start)
+        models = []
+        for timings, fit in zip(seconds.values(), fits):
+            start = time.perf_counter()
+            models.append(fit())
+            timings.append(time.perf_counter() - start)
     session.stop()
-    a = single.predict(args.horizon, data.df, levels=(80, 95))
-    b = parts.predict(args.horizon, data.df, levels=(80, 95))
-    values = a.columns[2:]
-    difference = float(np.max(np.abs(a[values].to_numpy() - b[values].to_numpy())
-                              / np.maximum(np.abs(a[values].to_numpy()), 1e-12)))
-    best_local, best_spark = min(local_s), min(spark_s)
+    forecasts = [m.predict(args.horizon, data.df, levels=(80, 95)) for m in models]
+    values = forecasts[0].columns[2:]
+    a = forecasts[0][values].to_numpy()
+    difference = max(float(np.max(np.abs(a - b[values].to_numpy()) / np.maximum(np.abs(a), 1e-12)))
+                     for b in forecasts[1:])
+    best = {name: min(timings) for name, timings in seconds.items()}
+    one = best["one process, one core"]
     print(f"{args.model}, {data.n_series} series ({data.n_points} points), horizon {args.horizon}, best of "
           f"{args.repeat}:")
-    print(f"  one process, one core: {best_local:.2f} s  (all: {', '.join(f'{s:.2f}' for s in local_s)})")
-    print(f"  Spark local[{args.cores}]:       {best_spark:.2f} s  (all: {', '.join(f'{s:.2f}' for s in spark_s)})")
-    print(f"  speed-up {best_local / best_spark:.2f}x; forecasts and bounds: max relative difference "
-          f"{difference:.1e}")
+    for name, timings in seconds.items():
+        print(f"  {name:<22} {best[name]:6.2f} s  {one / best[name]:5.2f}x  (all: "
+              f"{', '.join(f'{s:.2f}' for s in timings)})")
+    print(f"  forecasts and bounds: max relative difference to one process {difference:.1e}")
 
 
 if __name__ == "__main__":

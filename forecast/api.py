@@ -124,7 +124,9 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
     quantiles forecast and scored at every origin.
 
     `engine` "spark" fits the per-series models (ar, the naive ones) on Spark (`spark_master`, default the active
-    session or local[*]), in buckets of series, to the same model; the global ones train here either way.
+    session or local[*]), in buckets of series, to the same model; "local" fits them here, in as many processes as
+    FORECAST_THREADS (`--threads`) where there are enough series for it to pay (forecast.parallel); the global
+    ones train in this process either way.
 
     The nets save checkpoints to the run (artifacts under checkpoints/) at most every `checkpoint_every` seconds
     (default CHECKPOINT_EVERY); `resume`, the id of a run of the same command that died, continues its training
@@ -165,7 +167,7 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
     forecaster = registry.create(model, **hyper)  # bad settings are refused before a run starts
     if data.covariates:  # and covariates the model cannot use
         refuse(model, data.covariates, forecaster.covariate_roles)
-    fitter = _engine(engine, spark_master, data) if model in registry.PER_SERIES else None  # the nets: here
+    fitter = _engine(engine, spark_master, data, model) if model in registry.PER_SERIES else None  # nets: here
     neural = model in registry.NEURAL
     experiment = experiment or Path(path).stem
     fit_on = "all" if final_fit or test is not None else "holdout"
@@ -175,7 +177,8 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
               "test_file": str(test_path) if test_path else None, "n_series_scored": n_scored,
               "levels": ",".join(f"{v:g}" for v in levels), "quantiles": ",".join(f"{v:g}" for v in quantiles),
               **({"fit_horizon": fit_h} if fit_horizon else {}),
-              **({"engine": engine} if fitter is not None else {})}
+              **({"engine": engine} if fitter is not None else {}),
+              **({"processes": fitter.processes} if getattr(fitter, "processes", None) else {})}
     label = run_name or model
     resume_from = tracking.resumable(resume, params, tracking_uri) if resume else None  # refused before a new run
     with tracking.training_run(experiment, run_name=label, uri=tracking_uri, parent_run_id=parent_run_id) as run:
@@ -232,10 +235,13 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
                        fitted=forecaster, fit_history=fit_part, error_by_step=steps)
 
 
-def _engine(engine: str, master: str | None, data: Dataset):
-    """The function that fits the per-series models on `engine` (None: in this process)."""
+def _engine(engine: str, master: str | None, data: Dataset, model: str):
+    """The function that fits the per-series models on `engine` (None: in this process); "local" fits them in
+    several processes where that pays (forecast.parallel)."""
     if engine in (None, "local"):
-        return None
+        from forecast import parallel
+
+        return None if data.covariates else parallel.fitter(registry.model_class(model), data.n_series)
     if engine != "spark":
         raise DataError(f"--engine {engine}: choose local or spark")
     if data.covariates:

@@ -33,7 +33,8 @@ def tracking_option(f):
 
 
 def set_threads(ctx, param, value):
-    """Threads for torch and the BLAS libraries, set before torch is imported (it reads OMP_NUM_THREADS then).
+    """Threads for torch and the BLAS libraries, set before torch is imported (it reads OMP_NUM_THREADS then), and
+    the processes that fit the per-series models (forecast.parallel).
     Default 1: the nets here are small, so a second thread gains little on an idle machine and costs much on a
     busy one (README, Scale: training 5.5 s vs 5.7 s idle, 8.6 s vs 5.4 s with the other core busy)."""
     import os
@@ -43,13 +44,17 @@ def set_threads(ctx, param, value):
         raise click.BadParameter(f"{threads}: give at least 1", param=param)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(threads)
+    from forecast import parallel
+
+    parallel.use_cores(threads)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
     return threads
 
 
 threads_option = click.option("--threads", type=int, callback=set_threads, expose_value=False, is_eager=True,
-                              help="CPU threads for torch and BLAS [default: 1, or FORECAST_THREADS].")
+                              help="CPU threads for torch and BLAS, and processes for the per-series models "
+                                   "[default: 1, or FORECAST_THREADS].")
 
 
 def model_options(f):

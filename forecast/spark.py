@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 
-from forecast.data import ID, TARGET, TIME
+from forecast.data import ID, TIME
 from forecast.data.chunks import CHUNK_ROWS
 from forecast.errors import ForecastError
 from forecast.intervals import check_levels, check_quantiles, level_columns, quantile_column
@@ -170,50 +169,21 @@ def fitter(master: str | None = None):
 
 def fit(forecaster, df, freq, h: int, spark=None, buckets: int | None = None):
     """The unfitted per-series model `forecaster` (forecast.models.per_series.PerSeries) fitted to forecast `h`
-    steps of every series of the long frame `df` (unique_id, ds, y; no covariates) on Spark: the series, ordered by
-    length, cut into `buckets` groups of as many points [default: 2 per core], each shipped as arrays (an RDD of
-    one element per bucket: the driver holds the data already) and fitted in one call on a worker, calibrated on
-    the plan of all the series; the fits merged on the driver. Returns `forecaster`, fitted as in one process.
-    (Series of one length are fitted as one matrix, so buckets by length keep those matrices as large as in one
-    process; hashed buckets cut them into four times as many small ones, which cost 1.4 times as much.)"""
-    import numpy as np
-
-    from forecast.intervals import calibration_plan
+    steps of every series of the long frame `df` (unique_id, ds, y; no covariates) on Spark: the series cut into
+    `buckets` [default: 2 per core] (forecast.models.per_series.Buckets), each shipped as arrays (an RDD of one
+    element per bucket: the driver holds the data already) and fitted in one call on a worker; the fits merged on
+    the driver. Returns `forecaster`, fitted as in one process."""
+    from forecast.models.per_series import Buckets
 
     spark = spark or session()
-    sizes = df.groupby(ID, sort=False).size()
-    lengths, ids = sizes.to_numpy(), sizes.index.to_numpy(dtype=object)
-    plan = calibration_plan(lengths, h)
-    starts = np.cumsum(lengths) - lengths
-    values = df[TARGET].to_numpy(float)
-    n = min(buckets or 2 * spark.sparkContext.defaultParallelism, len(ids))
-    payloads = []
-    order = np.argsort(lengths, kind="stable")
-    points = np.cumsum(lengths[order])  # buckets of as many points, not series: long series cost more
-    for picked in np.split(order, np.searchsorted(points, points[-1] * np.arange(1, n) / n)):
-        if not len(picked):
-            continue
-        rows = np.concatenate([np.arange(starts[i], starts[i] + lengths[i]) for i in picked])
-        payloads.append((ids[picked].tolist(), lengths[picked], values[rows]))
-    name, config, frequency = forecaster.name, asdict(forecaster.config), freq.to_dict()
+    job = Buckets.of(forecaster, df, freq, h, buckets or 2 * spark.sparkContext.defaultParallelism)
+    payloads, job.payloads = job.payloads, []  # the tasks' closure carries the settings only, each task its bucket
     parts = (spark.sparkContext.parallelize(payloads, len(payloads))
-             .map(lambda payload: _fit_part(name, config, frequency, h, plan, *payload)).collect())
+             .map(lambda payload: _fit_part(job, payload)).collect())
     return forecaster.merge(parts, df, freq, h)
 
 
-def _fit_part(name: str, config: dict, frequency: dict, h: int, plan, ids, lengths, values) -> dict:
-    """One bucket's fit (its series as ids, lengths and the values one after the other), as plain data
-    (forecast.models.per_series.PerSeries.part), which Spark pickles back to the driver."""
-    import numpy as np
-    import pandas as pd
-
-    from forecast import registry
-    from forecast.data import Frequency
-
+def _fit_part(job, payload) -> dict:
+    """One bucket of `job` fitted on a worker, as plain data that Spark pickles back to the driver."""
     _quiet()
-    model = registry.create(name, **config)
-    model.calibration_plan_ = plan
-    part = pd.DataFrame({ID: np.repeat(np.array(ids, dtype=object), lengths),
-                         TIME: np.concatenate([np.arange(k) for k in lengths]), TARGET: values})
-    model.fit(part, Frequency(**frequency), h)
-    return model.part()
+    return job.fit(payload)

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import DATA
+from conftest import DATA, assert_same_fit
 
 from forecast import api
 from forecast.cli import main
@@ -124,13 +124,7 @@ def test_per_series_models_fitted_in_buckets_equal_one_fit(spark, history, model
     single = registry.create(model).fit(data.df, data.freq, 6)
     parts = engine.fit(registry.create(model), data.df, data.freq, 6, spark, buckets=7)
     assert single.calibration_.n == parts.calibration_.n and single.residuals_.shape == (200, 6)
-    np.testing.assert_array_equal(np.sort(single.residuals_, axis=0), np.sort(parts.residuals_, axis=0))
-    np.testing.assert_array_equal(single.calibration_.table, parts.calibration_.table)
-    assert parts.validation_mase_ == pytest.approx(single.validation_mase_, rel=1e-12)
-    pd.testing.assert_frame_equal(parts.predict(6, data.df, levels=(80, 95)),
-                                  single.predict(6, data.df, levels=(80, 95)))
-    if model == "ar":
-        assert parts.params_.keys() == single.params_.keys() and parts.first_ == single.first_
+    assert_same_fit(single, parts, data.df, 6)
 
 
 def test_backtest_engine_spark_equals_local_and_covariates_are_refused(spark, history):

@@ -55,6 +55,7 @@ class AutoRegressive(PerSeries, Forecaster):
     Config = ARConfig
     covariate_roles = ("futr", "calendar")  # regressors at each step: known in advance
     series_state = ("params", "diffs", "sigmas", "betas", "first")
+    processes_from = 1000  # 2 processes fit 1,428 series 1.40x as fast as one, 14,280 1.51x (forecast.parallel)
 
     def _max_lags(self) -> int:
         return self.config.max_lags or max(2 * self.freq_.season, 8)

@@ -7,11 +7,12 @@ from the parts' raw residuals and errors, the parts having calibrated on the pla
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import ClassVar
 
 import numpy as np
 
-from forecast.intervals import Calibration
+from forecast.intervals import Calibration, calibration_plan
 
 
 class PerSeries:
@@ -20,6 +21,7 @@ class PerSeries:
     `validation_mase_`); `series_state` names the keys of its `_state` that hold a value per series id."""
 
     series_state: ClassVar[tuple[str, ...]] = ()
+    processes_from: ClassVar[int | None] = None  # the fewest series from which fitting in processes pays; None: never
 
     def _keep_validation(self, scaled: np.ndarray) -> None:
         errors = np.abs(np.asarray(scaled, float))
@@ -53,3 +55,54 @@ class PerSeries:
         self.residuals_ = residuals
         self.history_ = df
         return self
+
+
+@dataclass
+class Buckets:
+    """A per-series model's fit cut into buckets of series, each fitted apart (on a Spark worker or in a process of
+    this machine) by `fit(payload)`: the series, ordered by length, cut into groups of as many points (long series cost
+    more), each as ids, lengths and the values one after the other; every bucket calibrates on the `plan` of all
+    the series. (Series of one length are fitted as one matrix, so buckets by length keep those matrices as large
+    as in one process; hashed buckets cut them into many small ones, which cost 1.4 times as much.)"""
+
+    name: str
+    config: dict
+    frequency: dict
+    h: int
+    plan: tuple | None
+    payloads: list  # (ids, lengths, values) per bucket
+
+    @classmethod
+    def of(cls, forecaster, df, freq, h: int, n: int) -> Buckets:
+        """The series of the long frame `df` (unique_id, ds, y) in at most `n` buckets, for `forecaster`."""
+        from forecast.data import ID, TARGET
+
+        sizes = df.groupby(ID, sort=False).size()
+        lengths, ids = sizes.to_numpy(), sizes.index.to_numpy(dtype=object)
+        starts = np.cumsum(lengths) - lengths
+        values = df[TARGET].to_numpy(float)
+        n = max(1, min(int(n), len(ids)))
+        order = np.argsort(lengths, kind="stable")
+        points = np.cumsum(lengths[order])
+        payloads = []
+        for picked in np.split(order, np.searchsorted(points, points[-1] * np.arange(1, n) / n)):
+            if len(picked):
+                rows = np.concatenate([np.arange(starts[i], starts[i] + lengths[i]) for i in picked])
+                payloads.append((ids[picked].tolist(), lengths[picked], values[rows]))
+        return cls(forecaster.name, asdict(forecaster.config), freq.to_dict(), int(h), calibration_plan(lengths, h),
+                   payloads)
+
+    def fit(self, payload) -> dict:
+        """One of the `payloads` fitted: its `part()`."""
+        import pandas as pd
+
+        from forecast import registry
+        from forecast.data import ID, TARGET, TIME, Frequency
+
+        ids, lengths, values = payload
+        model = registry.create(self.name, **self.config)
+        model.calibration_plan_ = self.plan
+        part = pd.DataFrame({ID: np.repeat(np.array(ids, dtype=object), lengths),
+                             TIME: np.concatenate([np.arange(k) for k in lengths]), TARGET: values})
+        model.fit(part, Frequency(**self.frequency), self.h)
+        return model.part()
