@@ -64,5 +64,10 @@ def fit(forecaster, df, freq, h: int, processes: int):
 
 
 def _fit_bucket(i: int) -> dict:
-    os.environ["OMP_NUM_THREADS"] = "1"
-    return _JOB.fit(_JOB.payloads[i])
+    """Bucket `i` of the job, in a forked process: one BLAS thread (its pool was started before the fork with
+    --threads threads, and setting OMP_NUM_THREADS now would change nothing; threadpoolctl comes with
+    scikit-learn)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return _JOB.fit(_JOB.payloads[i])

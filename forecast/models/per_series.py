@@ -1,5 +1,6 @@
 """Models fitted series by series (AR, the naive baselines) fitted in parts: each part, a group of the series
-fitted apart (on a Spark worker: forecast.spark.fit), hands back its state as plain data (pickled by Spark), and
+fitted apart (on a Spark worker, forecast.spark.fit, or in a process of this machine, forecast.parallel.fit: both
+cut the series with `Buckets`), hands back its state as plain data (pickled by Spark), and
 the parts merge into the model fitted on all the series, equal to one fitted in one process. The per-series state
 is joined; what all the series share, the calibration of the intervals and the validation MASE, is computed again
 from the parts' raw residuals and errors, the parts having calibrated on the plan of all the series
