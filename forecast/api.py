@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -181,7 +183,10 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
               **({"processes": fitter.processes} if getattr(fitter, "processes", None) else {})}
     label = run_name or model
     resume_from = tracking.resumable(resume, params, tracking_uri) if resume else None  # refused before a new run
-    with tracking.training_run(experiment, run_name=label, uri=tracking_uri, parent_run_id=parent_run_id) as run:
+    with contextlib.ExitStack() as scratch, tracking.training_run(experiment, run_name=label, uri=tracking_uri,
+                                                                    parent_run_id=parent_run_id) as run:
+        if resume_from is not None:  # downloaded for this run only
+            scratch.callback(shutil.rmtree, resume_from.parent, ignore_errors=True)
         run.log_params(params)
         if tags:
             run.set_tags(tags)
@@ -191,8 +196,10 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
             from forecast.training import Checkpoints
 
             every = CHECKPOINT_EVERY if checkpoint_every is None else float(checkpoint_every)
-            forecaster.checkpoints_ = Checkpoints(Path(tempfile.mkdtemp(prefix="forecast-checkpoints-")), every,
-                                                  lambda path: run.log_file(path, "checkpoints"), resume_from)
+            folder = scratch.enter_context(tempfile.TemporaryDirectory(prefix="forecast-checkpoints-",
+                                                                       ignore_cleanup_errors=True))
+            forecaster.checkpoints_ = Checkpoints(Path(folder), every, lambda path: run.log_file(path, "checkpoints"),
+                                                  resume_from)  # each file logged to the run as it is saved
         run.log_dataset(data.df, data.path, data.sha256)
         if test is not None:
             run.log_dataset(test.df, test.path, test.sha256, context="evaluation")

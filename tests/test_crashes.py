@@ -98,8 +98,11 @@ def train_command(air_csv, *extra):
 
 def test_a_training_killed_at_a_random_moment_resumes_to_the_same_weights(air_csv, store, tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": store}
+    scratch = tmp_path / "scratch"  # the temporary folder of the runs that finish: left empty
+    scratch.mkdir()
+    finishing = {**env, "TMPDIR": str(scratch)}
     client = MlflowClient(store)
-    twin = subprocess.run(train_command(air_csv), env=env, cwd=tmp_path, capture_output=True, text=True)
+    twin = subprocess.run(train_command(air_csv), env=finishing, cwd=tmp_path, capture_output=True, text=True)
     assert twin.returncode == 0, twin.stderr
     twin_id = next(line.split()[1] for line in twin.stdout.splitlines() if line.startswith("model:")).split("/")[1]
     proc = subprocess.Popen(train_command(air_csv), env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
@@ -116,9 +119,10 @@ def test_a_training_killed_at_a_random_moment_resumes_to_the_same_weights(air_cs
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    resumed = subprocess.run(train_command(air_csv, "--resume", killed), env=env, cwd=tmp_path, capture_output=True,
-                             text=True)
+    resumed = subprocess.run(train_command(air_csv, "--resume", killed), env=finishing, cwd=tmp_path,
+                             capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
+    assert not [p.name for p in scratch.iterdir() if p.name.startswith("forecast-")]  # checkpoints, the download
     new_id = next(line.split()[1] for line in resumed.stdout.splitlines() if line.startswith("model:")).split("/")[1]
     run = client.get_run(new_id)
     assert run.info.status == "FINISHED" and run.data.tags["forecast.resumed_from"] == killed
