@@ -1,5 +1,9 @@
 """The CLI end to end: real CSVs, real (tiny) models, a real MLflow store read back through MLflow."""
 
+import os
+import subprocess
+import sys
+
 import mlflow
 import numpy as np
 import pandas as pd
@@ -99,7 +103,7 @@ def test_same_seed_gives_the_same_forecast(air_csv):
     assert not np.array_equal(first.forecast["yhat"], other.forecast["yhat"])
 
 
-def test_local_model_path_and_registered_model_uri(air_csv, tmp_path):
+def test_local_model_path_and_registered_model_uri(air_csv, tmp_path, store):
     result = api.train(air_csv, "naive", register="air-naive")
     local = mlflow.artifacts.download_artifacts(result.model_uri, dst_path=str(tmp_path / "local"))
     by_path = run("predict", local, air_csv, "-H", 2)
@@ -108,6 +112,12 @@ def test_local_model_path_and_registered_model_uri(air_csv, tmp_path):
     assert by_path.exit_code == by_name.exit_code == by_id.exit_code == 0
     assert by_path.output == by_name.output == by_id.output
     assert by_path.output.strip().splitlines()[1] == "passengers,1961-01-01,432.0"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    command = [sys.executable, "-m", "forecast", "predict", f"runs:/{result.run_id}/model", str(air_csv), "-H", "2"]
+    alone = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TMPDIR": str(scratch)})
+    assert alone.returncode == 0 and alone.stdout == by_id.output, alone.stderr
+    assert list(scratch.iterdir()) == []  # the model it downloaded to predict is gone
 
 
 def test_a_diverging_run_ends_failed_with_its_error_and_nothing_else_changes(air_csv):

@@ -4,6 +4,7 @@ files are gone or damaged."""
 from __future__ import annotations
 
 import re
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -21,16 +22,15 @@ def load_model(model_uri: str, uri: str | None = None):
     its logging did not finish (MLflow's logged model is not READY), or its files are missing or damaged (deleted
     since it was listed, or half-written: forecast.registry.load checks every file against its digest)."""
     connect(uri)
-    local = Path(model_uri)
-    if "://" not in model_uri and ":/" not in model_uri:
-        if not (local / "MLmodel").is_file():
-            raise TrackingError(f"model '{model_uri}': no MLflow model at that path (no MLmodel file)")
-    else:
+    local = "://" not in model_uri and ":/" not in model_uri
+    if local and not (Path(model_uri) / "MLmodel").is_file():
+        raise TrackingError(f"model '{model_uri}': no MLflow model at that path (no MLmodel file)")
+    if not local:
         _check_complete(model_uri)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return mlflow.pyfunc.load_model(model_uri, suppress_warnings=True)  # no requirements scan (~2 s)
+        with warnings.catch_warnings(), tempfile.TemporaryDirectory(prefix="forecast-load-") as scratch:
+            warnings.simplefilter("ignore")  # no requirements scan (~2 s); a download is removed once read
+            return mlflow.pyfunc.load_model(model_uri, suppress_warnings=True, dst_path=None if local else scratch)
     except ForecastError as exc:  # the forecaster's own check; its path is a temporary download
         where = re.sub(r"\S*?/(artifacts/forecaster)", r"\1", str(exc))
         raise TrackingError(f"model '{model_uri}': {where}") from None
