@@ -112,7 +112,7 @@ def run(subset: str, name: str, params: dict, out: Path | None, return_matrix: b
            **{k: v for k, v in scores.items() if k.startswith("coverage") or k == "msis"},
            "train_s": seconds, "predict_s": predict_seconds}
     if hasattr(model, "combine_weight_"):
-        row["combine_weight"] = model.combine_weight_
+        row["combine_weight"], row["combine_partner"] = model.combine_weight_, model.partner_kind_
     if which == "test" and (subset, name) in (("m3_monthly", n) for n in PEER):
         row["reference"] = PEER[name]
     if name in NETS:

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from forecast.models.combination import PARTNERS
 from forecast.registry import MODELS
 
 DATA_OPTIONS = [
@@ -104,8 +105,9 @@ def model_options(f):
         click.option("--validate/--no-validate", default=None,
                      help="Hold out each series' last horizon for early stopping [default: on]."),
         click.option("--recent", type=float, help="Train on windows from each series' last N horizons only."),
-        click.option("--combine", type=click.Choice(["ar", "none"]), default=None,
-                     help="Nets: average with AR, the weight chosen on the validation windows [default: ar]."),
+        click.option("--combine", type=click.Choice(PARTNERS), default=None,
+                     help="Nets: average with a statistical forecast (AR's, the Theta method's or their mean), the "
+                          "partner (auto) and weight chosen on the validation windows [default: auto]."),
         click.option("--diagnostics/--no-diagnostics", default=None,
                      help="Measure the gradient flow by lag during training [default: on]."),
         click.option("--lags", type=int, help="AR order τ [default: chosen per series by AIC]."),

@@ -29,7 +29,7 @@ NET_SPACE = {  # sizes up to the defaults' and a little past: a trial must fit a
     "epochs": ("int", 10, 30, 10),
     "loss": ("choice", ["mae", "mase", "smape"]),
     "ensemble": ("choice", [1, 2]),
-    "combine": ("choice", ["ar", "none"]),  # averaged with AR (the weight chosen on validation windows) or not
+    "combine": ("choice", ["auto", "none"]),  # with a statistical partner (chosen on validation windows) or not
 }
 SPACES = {
     **{name: NET_SPACE for name in registry.NEURAL},

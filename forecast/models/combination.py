@@ -1,6 +1,7 @@
-"""A net's forecasts combined with AR's, the weight chosen per data set on the validation windows: the lesson of the
-M3 and M4 competitions that combinations of different models beat their members, and that a global model needs a
-statistical fallback on data it does not suit."""
+"""A net's forecasts combined with a statistical forecast (AR's, a Theta line's, or their mean), the partner and the
+weight chosen per data set on the validation windows: the lesson of the M3 and M4 competitions that combinations of
+different models beat their members, and that a global model needs a statistical fallback on data it does not
+suit."""
 
 from __future__ import annotations
 
@@ -8,9 +9,58 @@ import numpy as np
 
 from forecast.metrics import seasonal_scale
 
-WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # the net's weight; AR gets the rest
+WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # the net's weight; the partner gets the rest
 PRIOR_WEIGHT = 0.5  # when no series is long enough to choose on: the weight most data sets chose (README)
-PARTNERS = ("ar", "none")
+KINDS = ("ar", "ar+theta", "theta")  # the statistical partners, in the order ties are broken
+PRIOR_KIND = "ar+theta"  # `auto` without a series to choose on: the partner most data sets chose (README)
+PARTNERS = ("auto", *KINDS, "none")  # --combine: auto chooses among KINDS on the validation windows
+ALPHAS = np.linspace(0.05, 1.0, 20)  # the Theta line's smoothing weights, one chosen per series
+THETA_CHUNK = 16_384  # series smoothed at once: memory stays flat
+
+
+def kinds_of(combine: str) -> tuple[str, ...]:
+    """The partners that `--combine` lets a fit choose from."""
+    return KINDS if combine == "auto" else () if combine == "none" else (combine,)
+
+
+def theta_lines(series: list[np.ndarray], h: int) -> np.ndarray:
+    """The Theta method's forecasts (S, h) of the (seasonally adjusted) `series`, as Hyndman and Billah (2003) showed
+    it to be: simple exponential smoothing, its weight chosen per series among ALPHAS by the in-sample one-step
+    squared error, plus half the slope of the series' least-squares line per step ahead."""
+    out = np.zeros((len(series), h))
+    for start in range(0, len(series), THETA_CHUNK):
+        out[start:start + THETA_CHUNK] = _theta_chunk(series[start:start + THETA_CHUNK], h)
+    return out
+
+
+def _theta_chunk(series: list[np.ndarray], h: int) -> np.ndarray:
+    if not series:
+        return np.zeros((0, h))
+    lengths = np.array([len(s) for s in series])
+    width = int(lengths.max())
+    y = np.full((len(series), width), np.nan)  # right-aligned: every series ends in the last column
+    for row, s in enumerate(series):
+        y[row, width - len(s):] = s
+    first = width - lengths
+    level = np.repeat(y[np.arange(len(series)), np.minimum(first, width - 1)][:, None], len(ALPHAS), axis=1)
+    sse = np.zeros_like(level)
+    for t in range(width):
+        later = (t > first)[:, None]  # from each series' second point on
+        error = np.where(later, y[:, t:t + 1] - level, 0.0)
+        sse += error ** 2
+        level += ALPHAS * error
+    smoothed = level[np.arange(len(series)), np.argmin(sse, axis=1)]
+    t = np.where(np.isnan(y), np.nan, np.arange(width, dtype=float))
+    centred = t - np.nanmean(t, axis=1, keepdims=True)
+    spread = np.nansum(centred ** 2, axis=1)
+    slope = np.where(spread > 0, np.nansum(centred * y, axis=1) / np.where(spread > 0, spread, 1.0), 0.0)
+    return smoothed[:, None] + 0.5 * slope[:, None] * np.arange(1, h + 1)
+
+
+def partner_forecast(kind: str, ar: np.ndarray | None, theta: np.ndarray | None) -> np.ndarray:
+    """The forecasts of partner `kind` from AR's and the Theta line's (S, h), on the original scale."""
+    parts = [part for name, part in (("ar", ar), ("theta", theta)) if name in kind.split("+")]
+    return np.mean(parts, axis=0)
 
 
 def fit_partner(ids, series, freq, h, net=None):
@@ -26,22 +76,23 @@ def fit_partner(ids, series, freq, h, net=None):
     return partner
 
 
-def choose_weight(histories, actual: np.ndarray, net: np.ndarray, partner: np.ndarray,
-                  season: int) -> tuple[float, dict[float, float]]:
-    """The weight w of WEIGHTS whose combination w net + (1 - w) partner has the lowest MASE on the validation
-    windows (`actual`, `net`, `partner`: (S, h); each series scaled by its history's seasonal-naive MAE), with
-    every weight's MASE; ties go to the net."""
+def choose_partner(histories, actual: np.ndarray, net: np.ndarray, partners: dict[str, np.ndarray],
+                   season: int) -> tuple[str, float, dict[str, float]]:
+    """The partner (a key of `partners`) and weight w of WEIGHTS whose combination w net + (1 - w) partner has the
+    lowest MASE on the validation windows (`actual`, `net`, each partner: (S, h); each series scaled by its
+    history's seasonal-naive MAE), with every pair's MASE keyed "partner:w"; ties go to the net, then to the
+    partner named first."""
     scales = np.array([seasonal_scale(y, season) for y in histories])
     ok = np.isfinite(scales) & (scales > 0)
-    scores = {}
-    for w in WEIGHTS:
-        errors = np.abs(actual - (w * net + (1 - w) * partner)).mean(axis=1)  # (S,)
-        scores[w] = float(np.nanmean(errors[ok] / scales[ok])) if ok.any() else float("nan")
-    finite = {w: v for w, v in scores.items() if np.isfinite(v)}
-    if not finite:
-        return PRIOR_WEIGHT, scores
-    best = min(finite.values())
-    return max(w for w, v in finite.items() if v == best), scores
+    scores, best = {}, (PRIOR_KIND if PRIOR_KIND in partners else next(iter(partners)), PRIOR_WEIGHT, np.inf)
+    for kind, partner in partners.items():
+        for w in WEIGHTS:
+            errors = np.abs(actual - (w * net + (1 - w) * partner)).mean(axis=1)  # (S,)
+            score = float(np.nanmean(errors[ok] / scales[ok])) if ok.any() else float("nan")
+            scores[f"{kind}:{w:g}"] = score
+            if np.isfinite(score) and (score < best[2] or score == best[2] and w > best[1]):
+                best = (kind, w, score)
+    return best[0], best[1], scores
 
 
 def combine(net: np.ndarray, partner: np.ndarray, weight: float) -> np.ndarray:

@@ -4,7 +4,8 @@ Each net reads a transformed lookback window (B, L) (seasonally adjusted, in log
 `forecast.transforms`) and maps it to all h future values at once (B, h), relative to the window's last value;
 one global model (`forecast.models.nets`) is trained over every series with `forecast.training.fit_network`. With
 `ensemble` N > 1, N nets of different seeds and lookbacks are trained and the forecast is their median; with
-`combine` it is averaged with AR's (`forecast.models.combination`), and conformal residuals calibrate its intervals.
+`combine` it is averaged with a statistical forecast (AR's, a Theta line's or their mean:
+`forecast.models.combination`), and conformal residuals calibrate its intervals.
 """
 
 from __future__ import annotations
@@ -23,7 +24,17 @@ from forecast.errors import ModelError, TrainingDiverged, TrainingInterrupted
 from forecast.intervals import Calibration
 from forecast.metrics import seasonal_scale
 from forecast.models.base import Forecaster, GlobalWindows
-from forecast.models.combination import PARTNERS, PRIOR_WEIGHT, choose_weight, combine, fit_partner
+from forecast.models.combination import (
+    PARTNERS,
+    PRIOR_KIND,
+    PRIOR_WEIGHT,
+    choose_partner,
+    combine,
+    fit_partner,
+    kinds_of,
+    partner_forecast,
+    theta_lines,
+)
 from forecast.models.conformal import ScaledConformal
 from forecast.models.nets import Layout, RecurrentNet, TransformerNet
 from forecast.training import LOSSES, SCHEDULES, TrainConfig, fit_network, resolve_device
@@ -62,7 +73,8 @@ class NeuralConfig:
     ensemble: int = 1  # members of different seeds and lookbacks; the forecast is their median
     validate: bool = True  # hold out each series' last horizon for early stopping (False: train on every window)
     recent: float | None = None  # train on the windows ending in each series' last `recent` x horizon points only
-    combine: str = "ar"  # combine with AR, the weight chosen on the validation windows (forecast.models.combination)
+    combine: str = "auto"  # the statistical partner (ar, theta, ar+theta; auto: chosen) and its weight are chosen
+    # on the validation windows (forecast.models.combination)
 
     def __post_init__(self):
         positive = ("hidden_size", "layers", "heads", "epochs", "batch_size", "patience", "ensemble")
@@ -181,9 +193,9 @@ class NeuralForecaster(GlobalWindows, ScaledConformal, Forecaster):
             offset += len(history.train_loss)
             if member == 0 and self.probe_ is not None:
                 self.probe_.measure(f"end (best epoch {history.best_epoch})")
-        self.partner_, self.combine_weight_, self.combine_scores_, held_out = None, 1.0, {}, None
-        started = time.perf_counter()
-        if c.combine == "ar":
+        self.partner_, self.partner_kind_, self.combine_weight_, self.combine_scores_ = None, None, 1.0, {}
+        held_out, started = None, time.perf_counter()
+        if c.combine != "none":
             held_out = self._fit_partner(ids, series, h)
         calibrating = time.perf_counter()
         self.calibration_ = self._calibrate(ids, series, h, held_out)
@@ -191,24 +203,33 @@ class NeuralForecaster(GlobalWindows, ScaledConformal, Forecaster):
                          "fit_ar": calibrating - started, "calibrate": time.perf_counter() - calibrating}
 
     def _fit_partner(self, ids, series, h):
-        """Fit AR on the series less their validation windows, choose the combination weight on those windows,
-        then fit AR on all of every series as the partner the forecasts use. Returns the first AR (None when no
-        series is long enough for a validation window, or the nets trained on those windows: then the weight is
-        the prior, until `inherit` takes the weight of a fit that held them out)."""
+        """Fit AR on the series less their validation windows, choose the partner (`--combine`'s choices) and the
+        combination weight on those windows, then fit AR on all of every series for the forecasts. Returns the
+        first AR (None when no series is long enough for a validation window, or the nets trained on those
+        windows: then the partner and weight are the prior ones, until `inherit` takes those of a fit that held
+        them out)."""
+        kinds = kinds_of(self.config.combine)
         long = [i for i, s in enumerate(series) if len(s) >= validation_length(h)] if self.config.validate else []
         held_out = None
         if long:
             long_ids, history = [ids[i] for i in long], [series[i][:-h] for i in long]
             held_out = fit_partner(long_ids, history, self.freq_, h, self)
-            net = self._net_forecast(long_ids, history, h)
-            partner = held_out._forecast(long_ids, history, h)
+            ar = held_out._forecast(long_ids, history, h)
+            theta = self._theta_forecast(history, h) if any("theta" in k for k in kinds) else None
             actual = np.stack([series[i][-h:] for i in long])
-            self.combine_weight_, self.combine_scores_ = choose_weight(history, actual, net, partner,
-                                                                       self.freq_.season)
+            self.partner_kind_, self.combine_weight_, self.combine_scores_ = choose_partner(
+                history, actual, self._net_forecast(long_ids, history, h),
+                {k: partner_forecast(k, ar, theta) for k in kinds}, self.freq_.season)
         else:
+            self.partner_kind_ = PRIOR_KIND if PRIOR_KIND in kinds else kinds[0]
             self.combine_weight_ = PRIOR_WEIGHT
         self.partner_ = fit_partner(ids, series, self.freq_, h, self)
         return held_out
+
+    def _theta_forecast(self, series, h) -> np.ndarray:
+        """The Theta lines (forecast.models.combination) of the series in the nets' space, on the original scale."""
+        transforms, scaled = self._transformed(series)
+        return Stacked(transforms).inverse(theta_lines(scaled, h))
 
     def _calibrate(self, ids, series, h, partner=None) -> Calibration | None:
         """Split-conformal calibration of the intervals (forecast.models.conformal) from the (combined) forecasts
@@ -227,6 +248,7 @@ class NeuralForecaster(GlobalWindows, ScaledConformal, Forecaster):
             self.calibration_, self.validation_mase_ = scored.calibration_, scored.validation_mase_
         if self.partner_ is not None and scored.combine_scores_:
             self.combine_weight_, self.combine_scores_ = scored.combine_weight_, scored.combine_scores_
+            self.partner_kind_ = scored.partner_kind_
 
     def _keep_finished_members(self, exc) -> None:
         """After a stop in the middle of member k: keep k if it finished an epoch (its best weights are loaded),
@@ -236,7 +258,8 @@ class NeuralForecaster(GlobalWindows, ScaledConformal, Forecaster):
             if self.histories_:
                 exc.best_epoch = self.histories_[-1].best_epoch
         self.lookbacks_ = self.lookbacks_[:len(self.nets_)]
-        self.partner_, self.combine_weight_, self.combine_scores_ = None, 1.0, {}  # no time for AR after a stop
+        self.partner_, self.partner_kind_, self.combine_weight_, self.combine_scores_ = None, None, 1.0, {}  # no time
+        # for the partner after a stop
         self.calibration_ = self._calibrate(self.ids_, self.series_, self.h_) if self.nets_ else None
 
     def _probe(self, net, train) -> GradientProbe:
@@ -274,15 +297,22 @@ class NeuralForecaster(GlobalWindows, ScaledConformal, Forecaster):
 
     def _forecast_z(self, ids, series, h, partner=None):
         """(transforms, transformed series, the forecasts (S, h) in the transformed space): the nets', combined
-        with AR's (of `partner`, by default the model's own) where the model combines."""
+        with the statistical partner's (AR's part from `partner`, by default the model's own AR) where the model
+        combines."""
         transforms, scaled = self._transformed(series)
         z = self._net_z(ids, scaled, h)
         partner = partner if partner is not None else getattr(self, "partner_", None)
-        if partner is None or self.combine_weight_ == 1.0:
+        kind = getattr(self, "partner_kind_", None)
+        if partner is None or kind is None or self.combine_weight_ == 1.0:
             return transforms, scaled, z
-        partner.covs_ = getattr(self, "covs_", None)  # the covariates of these series
         stacked = Stacked(transforms)
-        combined = combine(stacked.inverse(z), partner._forecast(ids, series, h), self.combine_weight_)
+        ar = theta = None
+        if "ar" in kind.split("+"):
+            partner.covs_ = getattr(self, "covs_", None)  # the covariates of these series
+            ar = partner._forecast(ids, series, h)
+        if "theta" in kind.split("+"):
+            theta = stacked.inverse(theta_lines(scaled, h))
+        combined = combine(stacked.inverse(z), partner_forecast(kind, ar, theta), self.combine_weight_)
         return transforms, scaled, stacked.forecast_space(combined)
 
     def _forecast(self, ids, series, h, partner=None):
@@ -301,9 +331,10 @@ class NeuralForecaster(GlobalWindows, ScaledConformal, Forecaster):
         details = {"lookback_used": self.lookback_, "best_epoch": hists[0].best_epoch,
                    "epochs_run": sum(len(h.train_loss) for h in hists), "train_windows": self.n_windows_,
                    "validated_series": self.validated_series_, "combine_weight": self.combine_weight_,
+                   "combine_partner": getattr(self, "partner_kind_", None) or "none",
                    **{f"seconds_{k}": round(v, 3) for k, v in getattr(self, "seconds_", {}).items()}}
         if self.combine_scores_:
-            details["combine_validation_mase"] = ",".join(f"{w:g}:{v:.4f}" for w, v in self.combine_scores_.items())
+            details["combine_validation_mase"] = ",".join(f"{k}={v:.4f}" for k, v in self.combine_scores_.items())
         if self.config.validate and not self.validated_series_:
             details["note"] = (f"no series has the {validation_length(self.h_)} points a validation window needs: "
                                f"trained the full {self.config.epochs} epochs")
@@ -330,7 +361,8 @@ class NeuralForecaster(GlobalWindows, ScaledConformal, Forecaster):
         partner = getattr(self, "partner_", None)
         return {"lookback": self.lookback_, "lookbacks": self.lookbacks_, "transforms": TRANSFORMS,
                 "calibration": calibration.to_dict() if calibration is not None else None,
-                "combine_weight": self.combine_weight_, "partner": partner._state(path) if partner else None}
+                "combine_weight": self.combine_weight_, "partner": partner._state(path) if partner else None,
+                "partner_kind": getattr(self, "partner_kind_", None)}
 
     def _restore(self, path: Path, state):
         self.lookback_ = int(state["lookback"])
@@ -339,6 +371,7 @@ class NeuralForecaster(GlobalWindows, ScaledConformal, Forecaster):
         self.calibration_ = Calibration.from_dict(state["calibration"]) if state.get("calibration") else None
         self.combine_weight_ = float(state.get("combine_weight", 1.0))
         self.partner_ = None
+        self.partner_kind_ = state.get("partner_kind", "ar" if state.get("partner") else None)  # saved before Theta
         if state.get("partner"):
             from forecast.models.ar import AutoRegressive
 

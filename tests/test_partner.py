@@ -1,0 +1,108 @@
+"""The nets' statistical partner (forecast.models.combination): the Theta line, the choice of partner and weight on
+the validation windows, and the combined forecast a fitted net gives, saved and loaded."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from forecast import registry
+from forecast.data import ID, TARGET, split_holdout
+from forecast.models.combination import ALPHAS, KINDS, choose_partner, partner_forecast, theta_lines
+
+TINY = {"hidden_size": 8, "layers": 1, "epochs": 2, "lookback": 12}
+H = 6
+
+
+def theta_by_hand(z: np.ndarray, h: int) -> np.ndarray:
+    """Simple exponential smoothing at each weight, the one of least in-sample one-step squared error, plus half
+    the least-squares slope per step: one series at a time, in plain Python."""
+    best = None
+    for alpha in ALPHAS:
+        level, sse = z[0], 0.0
+        for value in z[1:]:
+            sse += (value - level) ** 2
+            level += alpha * (value - level)  # alpha * value + (1 - alpha) * level, rounded as the library does
+        if best is None or sse < best[0]:
+            best = (sse, level)
+    t = np.arange(len(z)) - (len(z) - 1) / 2
+    slope = float(z @ t / (t @ t)) if len(z) > 1 else 0.0
+    return best[1] + 0.5 * slope * np.arange(1, h + 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=40), min_size=1, max_size=6),
+       st.integers(1, 10))
+def test_theta_lines_equal_the_method_computed_one_series_at_a_time(values, h):
+    series = [np.array(v) for v in values]
+    np.testing.assert_allclose(theta_lines(series, h), np.stack([theta_by_hand(s, h) for s in series]),
+                               rtol=1e-9, atol=1e-6)
+
+
+def test_a_straight_line_is_continued_at_half_its_slope():
+    line = 3.0 + 2.0 * np.arange(30)
+    np.testing.assert_allclose(theta_lines([line, np.array([7.0])], 3),
+                               [[line[-1] + 1.0, line[-1] + 2.0, line[-1] + 3.0], [7.0, 7.0, 7.0]])
+
+
+def test_the_partner_and_weight_with_the_lowest_validation_mase_are_chosen():
+    rng = np.random.default_rng(0)
+    histories = [rng.normal(10, 1, 30) for _ in range(5)]
+    net, ar, theta = (rng.normal(10, 1, (5, 4)) for _ in range(3))
+    actual = 0.25 * net + 0.75 * theta
+    kind, weight, scores = choose_partner(histories, actual, net, {"ar": ar, "theta": theta}, 1)
+    assert (kind, weight) == ("theta", 0.25) and scores["theta:0.25"] == 0.0
+    assert len(scores) == 10 and min(scores.values()) == 0.0
+    # a tie goes to the net, then to the partner named first
+    assert choose_partner(histories, net, net, {"ar": ar, "theta": theta}, 1)[:2] == ("ar", 1.0)
+    assert choose_partner(histories, ar, net, {"ar+theta": ar, "ar": ar}, 1)[:2] == ("ar+theta", 0.0)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    train, _ = split_holdout(data.df, H)
+    return train, registry.create("gru", **TINY).fit(train, data.freq, H)
+
+
+def test_a_net_forecasts_its_weight_times_its_own_plus_the_rest_times_its_partner(data, fitted):
+    train, model = fitted
+    details = model.fit_details()[0]
+    assert details["combine_partner"] == model.partner_kind_ in KINDS
+    assert details["combine_weight"] == model.combine_weight_ in (0.0, 0.25, 0.5, 0.75, 1.0)
+    assert len(details["combine_validation_mase"].split(",")) == 3 * 5  # every partner at every weight
+    ids = sorted(train[ID].unique())
+    series = [train.loc[train[ID] == i, TARGET].to_numpy(float) for i in ids]
+    w = model.combine_weight_
+    partner = partner_forecast(model.partner_kind_, model.partner_._forecast(ids, series, H),
+                               model._theta_forecast(series, H))
+    expected = w * model._net_forecast(ids, series, H) + (1 - w) * partner
+    np.testing.assert_allclose(model.predict()["yhat"].to_numpy().reshape(len(ids), H), expected, rtol=1e-9)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_partner_saves_and_loads_to_the_same_forecasts(data, kind, tmp_path):
+    train, _ = split_holdout(data.df, H)
+    model = registry.create("gru", **TINY, combine=kind).fit(train, data.freq, H)
+    assert model.partner_kind_ == kind
+    loaded = registry.load(model.save(tmp_path / kind))
+    assert loaded.partner_kind_ == kind and loaded.combine_weight_ == model.combine_weight_
+    np.testing.assert_allclose(loaded.predict(df=train)["yhat"], model.predict()["yhat"], rtol=1e-9)
+
+
+def test_a_model_saved_before_the_theta_partner_still_combines_with_ar(data, tmp_path):
+    train, _ = split_holdout(data.df, H)
+    model = registry.create("gru", **TINY, combine="ar").fit(train, data.freq, H)
+    path = model.save(tmp_path / "old")
+    doc = json.loads((path / "forecaster.json").read_text())
+    del doc["state"]["partner_kind"]
+    (path / "forecaster.json").write_text(json.dumps(doc))
+    old = registry.load(path)
+    assert old.partner_kind_ == "ar"
+    np.testing.assert_allclose(old.predict(df=train)["yhat"], model.predict()["yhat"], rtol=1e-9)
+
+
+def test_an_unknown_partner_is_refused():
+    with pytest.raises(Exception, match="--combine ets: unknown; choose one of auto, ar, ar\\+theta, theta, none"):
+        registry.create("gru", combine="ets")
