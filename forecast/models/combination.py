@@ -38,22 +38,25 @@ def _theta_chunk(series: list[np.ndarray], h: int) -> np.ndarray:
         return np.zeros((0, h))
     lengths = np.array([len(s) for s in series])
     width = int(lengths.max())
-    y = np.full((len(series), width), np.nan)  # right-aligned: every series ends in the last column
-    for row, s in enumerate(series):
-        y[row, width - len(s):] = s
-    first = width - lengths
-    level = np.repeat(y[np.arange(len(series)), np.minimum(first, width - 1)][:, None], len(ALPHAS), axis=1)
-    sse = np.zeros_like(level)
-    for t in range(width):
-        later = (t > first)[:, None]  # from each series' second point on
-        error = np.where(later, y[:, t:t + 1] - level, 0.0)
-        sse += error ** 2
-        level += ALPHAS * error
+    # time on the first axis, every series ending in the last row and repeating its first value before its start,
+    # where its one-step errors are then 0 for every smoothing weight
+    y = np.empty((width, len(series)))
+    for column, s in enumerate(series):
+        y[:width - len(s), column] = s[0]
+        y[width - len(s):, column] = s
+    level = np.repeat(y[0][:, None], len(ALPHAS), axis=1)  # (S, A)
+    sse, error = np.zeros_like(level), np.empty_like(level)
+    for t in range(1, width):
+        np.subtract(y[t][:, None], level, out=error)
+        sse += error * error
+        error *= ALPHAS
+        level += error
     smoothed = level[np.arange(len(series)), np.argmin(sse, axis=1)]
-    t = np.where(np.isnan(y), np.nan, np.arange(width, dtype=float))
-    centred = t - np.nanmean(t, axis=1, keepdims=True)
-    spread = np.nansum(centred ** 2, axis=1)
-    slope = np.where(spread > 0, np.nansum(centred * y, axis=1) / np.where(spread > 0, spread, 1.0), 0.0)
+    t = np.arange(width, dtype=float)[:, None]
+    inside = t >= (width - lengths)[None, :]  # (T, S)
+    centred = np.where(inside, t - (width - (lengths + 1) / 2), 0.0)  # each series' time, centred on its own mean
+    spread = (centred ** 2).sum(axis=0)
+    slope = np.where(spread > 0, (centred * y).sum(axis=0) / np.where(spread > 0, spread, 1.0), 0.0)
     return smoothed[:, None] + 0.5 * slope[:, None] * np.arange(1, h + 1)
 
 
