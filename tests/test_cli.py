@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import warnings
 
 import mlflow
 import numpy as np
@@ -217,3 +218,13 @@ def test_threads_option_sets_torch_and_refuses_zero(air_csv):
         assert refused.exit_code == 2 and "--threads" in refused.output and "give at least 1" in refused.output
     finally:
         torch.set_num_threads(1)
+
+
+def test_integer_time_steps_train_without_warnings(tmp_path):
+    rows = "\n".join(f"s{k},{t},{10 + k + t % 4}" for k in range(2) for t in range(1, 25))
+    path = write(tmp_path, "steps.csv", "unique_id,ds,y\n" + rows + "\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run("train", path, "--model", "naive", "--horizon", 4, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert [w for w in caught if "integer column" in str(w.message)] == []  # MLflow's hint, once on every run

@@ -126,11 +126,14 @@ class Run:
             extra = [ColSpec("double", name) for name in covariates.futr + covariates.hist]
             extra += [ColSpec("string" if not pd.api.types.is_numeric_dtype(example[name]) else "double", name)
                       for name in covariates.static]
+        with warnings.catch_warnings():  # its hint about integer columns (integer time steps) is not the user's
+            warnings.simplefilter("ignore")
+            inferred = mlflow.models.infer_signature(output).inputs.inputs
         signature = mlflow.models.ModelSignature(
             inputs=Schema([ColSpec("string", ID, required=False), ColSpec("string", TIME), ColSpec("double", TARGET),
                            *extra]),
             outputs=Schema([ColSpec(spec.type, spec.name, required=not spec.name.startswith("yhat_"))
-                            for spec in mlflow.models.infer_signature(output).inputs.inputs]),
+                            for spec in inferred]),
             params=ParamSchema([ParamSpec("horizon", "long", int(h)), ParamSpec("level", "double", [], (-1,)),
                                 ParamSpec("quantiles", "double", [], (-1,))]))
         example = example.assign(**{TIME: example[TIME].astype(str)})  # as a CSV or a JSON request carries dates
