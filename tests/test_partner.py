@@ -55,9 +55,26 @@ def test_the_partner_and_weight_with_the_lowest_validation_mase_are_chosen():
     kind, weight, scores = choose_partner(histories, actual, net, {"ar": ar, "theta": theta}, 1)
     assert (kind, weight) == ("theta", 0.25) and scores["theta:0.25"] == 0.0
     assert len(scores) == 10 and min(scores.values()) == 0.0
-    # a tie goes to the net, then to the partner named first
+    # a tie goes to the net, then to AR, then to the partner named first
     assert choose_partner(histories, net, net, {"ar": ar, "theta": theta}, 1)[:2] == ("ar", 1.0)
-    assert choose_partner(histories, ar, net, {"ar+theta": ar, "ar": ar}, 1)[:2] == ("ar+theta", 0.0)
+    assert choose_partner(histories, ar, net, {"ar+theta": ar, "ar": ar}, 1)[:2] == ("ar", 0.0)
+    assert choose_partner(histories, ar, net, {"theta": ar, "ar+theta": ar}, 1)[:2] == ("theta", 0.0)
+
+
+def test_another_partner_replaces_ar_only_beyond_one_standard_error():
+    rng = np.random.default_rng(1)
+    histories = [np.full(30, 10.0) + rng.normal(0, 1, 30) for _ in range(40)]
+    actual = rng.normal(10, 1, (40, 4))
+    far = actual + 1.0  # AR one unit off on every series
+    net = actual + 5.0  # the net so far off that each partner takes all the weight
+    steady = actual + 0.9  # 0.1 better on every series: beyond any noise
+    noisy = actual + np.where(np.arange(40) % 2, 0.25, 1.7)[:, None]  # 0.025 better on average, 0.75 either way
+    kinds = lambda partners: choose_partner(histories, actual, net, partners, 1)[:2]  # noqa: E731
+    assert kinds({"ar": far, "theta": steady}) == ("theta", 0.0)
+    assert kinds({"ar": far, "theta": noisy}) == ("ar", 0.0)
+    one = [histories[0]]  # one series: no standard error, so no evidence against AR
+    assert choose_partner(one, actual[:1], net[:1], {"ar": far[:1], "theta": steady[:1]}, 1)[:2] == ("ar", 0.0)
+    assert choose_partner(one, actual[:1], net[:1], {"theta": steady[:1]}, 1)[:2] == ("theta", 0.0)
 
 
 @pytest.fixture(scope="module")

@@ -84,18 +84,30 @@ def choose_partner(histories, actual: np.ndarray, net: np.ndarray, partners: dic
     """The partner (a key of `partners`) and weight w of WEIGHTS whose combination w net + (1 - w) partner has the
     lowest MASE on the validation windows (`actual`, `net`, each partner: (S, h); each series scaled by its
     history's seasonal-naive MAE), with every pair's MASE keyed "partner:w"; ties go to the net, then to the
-    partner named first."""
+    partner named first. AR, where it is a choice, is the incumbent: another partner replaces it only when it beats
+    AR's best weight by more than one standard error of the two's difference over the series (the one-standard-
+    error rule of model selection), so that a few windows, or one series, do not swap it on noise."""
     scales = np.array([seasonal_scale(y, season) for y in histories])
     ok = np.isfinite(scales) & (scales > 0)
-    scores, best = {}, (PRIOR_KIND if PRIOR_KIND in partners else next(iter(partners)), PRIOR_WEIGHT, np.inf)
+    scores, errors, best = {}, {}, {}
     for kind, partner in partners.items():
         for w in WEIGHTS:
-            errors = np.abs(actual - (w * net + (1 - w) * partner)).mean(axis=1)  # (S,)
-            score = float(np.nanmean(errors[ok] / scales[ok])) if ok.any() else float("nan")
-            scores[f"{kind}:{w:g}"] = score
-            if np.isfinite(score) and (score < best[2] or score == best[2] and w > best[1]):
-                best = (kind, w, score)
-    return best[0], best[1], scores
+            per_series = (np.abs(actual - (w * net + (1 - w) * partner)).mean(axis=1)[ok] / scales[ok])  # (S,)
+            score = float(np.nanmean(per_series)) if ok.any() else float("nan")
+            scores[f"{kind}:{w:g}"], errors[(kind, w)] = score, per_series
+            if np.isfinite(score) and (kind not in best or score < best[kind][1] or score == best[kind][1]
+                                       and w > best[kind][0]):
+                best[kind] = (w, score)
+    if not best:
+        kind = PRIOR_KIND if PRIOR_KIND in partners else next(iter(partners))
+        return kind, PRIOR_WEIGHT, scores
+    kind = min(best, key=lambda k: (best[k][1], -best[k][0]))  # dicts keep order: ties to the first named
+    if kind != "ar" and "ar" in best:
+        difference = errors[("ar", best["ar"][0])] - errors[(kind, best[kind][0])]
+        difference = difference[np.isfinite(difference)]
+        if len(difference) < 2 or difference.mean() <= difference.std(ddof=1) / np.sqrt(len(difference)):
+            kind = "ar"
+    return kind, best[kind][0], scores
 
 
 def combine(net: np.ndarray, partner: np.ndarray, weight: float) -> np.ndarray:
