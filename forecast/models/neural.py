@@ -24,17 +24,7 @@ from forecast.errors import ModelError, TrainingDiverged, TrainingInterrupted
 from forecast.intervals import Calibration
 from forecast.metrics import seasonal_scale
 from forecast.models.base import Forecaster, GlobalWindows
-from forecast.models.combination import (
-    PARTNERS,
-    PRIOR_KIND,
-    PRIOR_WEIGHT,
-    choose_partner,
-    combine,
-    fit_partner,
-    kinds_of,
-    partner_forecast,
-    theta_lines,
-)
+from forecast.models.combination import PARTNERS, Partnered
 from forecast.models.conformal import ScaledConformal
 from forecast.models.nets import Layout, RecurrentNet, TransformerNet
 from forecast.training import LOSSES, SCHEDULES, TrainConfig, fit_network, resolve_device
@@ -124,7 +114,7 @@ def member_lookbacks(base: int, members: int) -> list[int]:
     return [max(1, round(base * LOOKBACK_FACTORS[i % len(LOOKBACK_FACTORS)])) for i in range(members)]
 
 
-class NeuralForecaster(GlobalWindows, ScaledConformal, Forecaster):
+class NeuralForecaster(GlobalWindows, ScaledConformal, Partnered, Forecaster):
     """A global net (or a median ensemble of nets) over all series: per-series transforms, windows, the shared
     training loop, recursive forecasts past the nets' horizon."""
 
@@ -202,35 +192,6 @@ class NeuralForecaster(GlobalWindows, ScaledConformal, Forecaster):
         self.seconds_ = {"train_nets": sum(run.seconds for run in self.histories_),
                          "fit_ar": calibrating - started, "calibrate": time.perf_counter() - calibrating}
 
-    def _fit_partner(self, ids, series, h):
-        """Fit AR on the series less their validation windows, choose the partner (`--combine`'s choices) and the
-        combination weight on those windows, then fit AR on all of every series for the forecasts. Returns the
-        first AR (None when no series is long enough for a validation window, or the nets trained on those
-        windows: then the partner and weight are the prior ones, until `inherit` takes those of a fit that held
-        them out)."""
-        kinds = kinds_of(self.config.combine)
-        long = [i for i, s in enumerate(series) if len(s) >= validation_length(h)] if self.config.validate else []
-        held_out = None
-        if long:
-            long_ids, history = [ids[i] for i in long], [series[i][:-h] for i in long]
-            held_out = fit_partner(long_ids, history, self.freq_, h, self)
-            ar = held_out._forecast(long_ids, history, h)
-            theta = self._theta_forecast(history, h) if any("theta" in k for k in kinds) else None
-            actual = np.stack([series[i][-h:] for i in long])
-            self.partner_kind_, self.combine_weight_, self.combine_scores_ = choose_partner(
-                history, actual, self._net_forecast(long_ids, history, h),
-                {k: partner_forecast(k, ar, theta) for k in kinds}, self.freq_.season)
-        else:
-            self.partner_kind_ = PRIOR_KIND if PRIOR_KIND in kinds else kinds[0]
-            self.combine_weight_ = PRIOR_WEIGHT
-        self.partner_ = fit_partner(ids, series, self.freq_, h, self)
-        return held_out
-
-    def _theta_forecast(self, series, h) -> np.ndarray:
-        """The Theta lines (forecast.models.combination) of the series in the nets' space, on the original scale."""
-        transforms, scaled = self._transformed(series)
-        return Stacked(transforms).inverse(theta_lines(scaled, h))
-
     def _calibrate(self, ids, series, h, partner=None) -> Calibration | None:
         """Split-conformal calibration of the intervals (forecast.models.conformal) from the (combined) forecasts
         of each series' last h points, on the original scale. Held out when the fit validated on those points
@@ -301,19 +262,8 @@ class NeuralForecaster(GlobalWindows, ScaledConformal, Forecaster):
         combines."""
         transforms, scaled = self._transformed(series)
         z = self._net_z(ids, scaled, h)
-        partner = partner if partner is not None else getattr(self, "partner_", None)
-        kind = getattr(self, "partner_kind_", None)
-        if partner is None or kind is None or self.combine_weight_ == 1.0:
-            return transforms, scaled, z
-        stacked = Stacked(transforms)
-        ar = theta = None
-        if "ar" in kind.split("+"):
-            partner.covs_ = getattr(self, "covs_", None)  # the covariates of these series
-            ar = partner._forecast(ids, series, h)
-        if "theta" in kind.split("+"):
-            theta = stacked.inverse(theta_lines(scaled, h))
-        combined = combine(stacked.inverse(z), partner_forecast(kind, ar, theta), self.combine_weight_)
-        return transforms, scaled, stacked.forecast_space(combined)
+        combined = self._partnered(ids, series, transforms, scaled, z, h, partner)
+        return transforms, scaled, z if combined is None else Stacked(transforms).forecast_space(combined)
 
     def _forecast(self, ids, series, h, partner=None):
         transforms, _, z = self._forecast_z(ids, series, h, partner)
