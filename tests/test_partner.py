@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from forecast import registry
 from forecast.data import ID, TARGET, split_holdout
 from forecast.models.combination import ALPHAS, KINDS, choose_partner, partner_forecast, theta_lines
+from forecast.transforms import Stacked
 
 TINY = {"hidden_size": 8, "layers": 1, "epochs": 2, "lookback": 12}
 H = 6
@@ -92,9 +93,11 @@ def test_a_net_forecasts_its_weight_times_its_own_plus_the_rest_times_its_partne
     ids = sorted(train[ID].unique())
     series = [train.loc[train[ID] == i, TARGET].to_numpy(float) for i in ids]
     w = model.combine_weight_
+    transforms, scaled = model._transformed(series)
+    stacked = Stacked(transforms)
     partner = partner_forecast(model.partner_kind_, model.partner_._forecast(ids, series, H),
-                               model._theta_forecast(series, H))
-    expected = w * model._net_forecast(ids, series, H) + (1 - w) * partner
+                               stacked.inverse(theta_lines(scaled, H)))
+    expected = w * stacked.inverse(model._net_z(ids, scaled, H)) + (1 - w) * partner
     np.testing.assert_allclose(model.predict()["yhat"].to_numpy().reshape(len(ids), H), expected, rtol=1e-9)
 
 
@@ -103,6 +106,7 @@ def test_each_partner_saves_and_loads_to_the_same_forecasts(data, kind, tmp_path
     train, _ = split_holdout(data.df, H)
     model = registry.create("gru", **TINY, combine=kind).fit(train, data.freq, H)
     assert model.partner_kind_ == kind
+    assert (model.partner_ is None) == (kind == "theta")  # no AR fitted where the partner does not use it
     loaded = registry.load(model.save(tmp_path / kind))
     assert loaded.partner_kind_ == kind and loaded.combine_weight_ == model.combine_weight_
     np.testing.assert_allclose(loaded.predict(df=train)["yhat"], model.predict()["yhat"], rtol=1e-9)

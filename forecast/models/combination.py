@@ -119,48 +119,46 @@ def combine(net: np.ndarray, partner: np.ndarray, weight: float) -> np.ndarray:
 class Partnered:
     """What a net (forecast.models.neural) needs to combine its forecasts with a statistical partner: the choice of
     partner and weight while fitting, and the combined forecasts. Uses the net's `config` (combine, validate),
-    `freq_`, `_transformed` and `_net_forecast`."""
+    `freq_`, `_transformed` and `_net_z`."""
 
     def _fit_partner(self, ids, series, h):
-        """Fit AR on the series less their validation windows, choose the partner (`--combine`'s choices) and the
-        combination weight on those windows, then fit AR on all of every series for the forecasts. Returns the
-        first AR (None when no series is long enough for a validation window, or the nets trained on those
-        windows: then the partner and weight are the prior ones, until `inherit` takes those of a fit that held
-        them out)."""
+        """Fit AR (where a partner may use it) on the series less their validation windows, choose the partner
+        (`--combine`'s choices) and the combination weight on those windows, then fit AR on all of every series for
+        the forecasts. Returns the first AR (None when no series is long enough for a validation window, or the
+        nets trained on those windows: then the partner and weight are the prior ones, until `inherit` takes
+        those of a fit that held them out)."""
         kinds = kinds_of(self.config.combine)
+        uses_ar = any("ar" in k.split("+") for k in kinds)
         long = [i for i, s in enumerate(series) if len(s) >= validation_length(h)] if self.config.validate else []
         held_out = None
         if long:
             long_ids, history = [ids[i] for i in long], [series[i][:-h] for i in long]
-            held_out = fit_partner(long_ids, history, self.freq_, h, self)
-            ar = held_out._forecast(long_ids, history, h)
-            theta = self._theta_forecast(history, h) if any("theta" in k for k in kinds) else None
+            transforms, scaled = self._transformed(history)
+            stacked = Stacked(transforms)
+            held_out = fit_partner(long_ids, history, self.freq_, h, self) if uses_ar else None
+            ar = held_out._forecast(long_ids, history, h) if uses_ar else None
+            theta = stacked.inverse(theta_lines(scaled, h)) if any("theta" in k for k in kinds) else None
             actual = np.stack([series[i][-h:] for i in long])
             self.partner_kind_, self.combine_weight_, self.combine_scores_ = choose_partner(
-                history, actual, self._net_forecast(long_ids, history, h),
+                history, actual, stacked.inverse(self._net_z(long_ids, scaled, h)),
                 {k: partner_forecast(k, ar, theta) for k in kinds}, self.freq_.season)
         else:
             self.partner_kind_ = PRIOR_KIND if PRIOR_KIND in kinds else kinds[0]
             self.combine_weight_ = PRIOR_WEIGHT
-        self.partner_ = fit_partner(ids, series, self.freq_, h, self)
+        self.partner_ = fit_partner(ids, series, self.freq_, h, self) if uses_ar else None
         return held_out
-
-    def _theta_forecast(self, series, h) -> np.ndarray:
-        """The Theta lines (forecast.models.combination) of the series in the nets' space, on the original scale."""
-        transforms, scaled = self._transformed(series)
-        return Stacked(transforms).inverse(theta_lines(scaled, h))
 
     def _partnered(self, ids, series, transforms, scaled, z, h, partner=None) -> np.ndarray | None:
         """The net's forecasts `z` (S, h, in the transformed space of `transforms` and `scaled`) combined with the
         partner's, on the original scale (AR's part from `partner`, by default the model's own AR); None where the
         model does not combine."""
-        partner = partner if partner is not None else getattr(self, "partner_", None)
         kind = getattr(self, "partner_kind_", None)
-        if partner is None or kind is None or self.combine_weight_ == 1.0:
+        if kind is None or self.combine_weight_ == 1.0:
             return None
         stacked = Stacked(transforms)
         ar = theta = None
         if "ar" in kind.split("+"):
+            partner = partner if partner is not None else self.partner_
             partner.covs_ = getattr(self, "covs_", None)  # the covariates of these series
             ar = partner._forecast(ids, series, h)
         if "theta" in kind.split("+"):

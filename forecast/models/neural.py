@@ -207,7 +207,7 @@ class NeuralForecaster(GlobalWindows, ScaledConformal, Partnered, Forecaster):
         the fit that had them."""
         if getattr(scored, "calibration_", None) is not None and scored.calibration_.source == "validation":
             self.calibration_, self.validation_mase_ = scored.calibration_, scored.validation_mase_
-        if self.partner_ is not None and scored.combine_scores_:
+        if getattr(self, "partner_kind_", None) is not None and scored.combine_scores_:
             self.combine_weight_, self.combine_scores_ = scored.combine_weight_, scored.combine_scores_
             self.partner_kind_ = scored.partner_kind_
 
@@ -250,11 +250,6 @@ class NeuralForecaster(GlobalWindows, ScaledConformal, Partnered, Forecaster):
                 history = [np.concatenate([s, o]) for s, o in zip(history, out)]
             members.append(np.concatenate(steps, axis=1)[:, :h])  # (S, h)
         return np.median(np.stack(members), axis=0)  # the inverse transforms are increasing
-
-    def _net_forecast(self, ids, series, h) -> np.ndarray:
-        """The nets' forecasts alone (S, h), on the original scale."""
-        transforms, scaled = self._transformed(series)
-        return Stacked(transforms).inverse(self._net_z(ids, scaled, h))
 
     def _forecast_z(self, ids, series, h, partner=None):
         """(transforms, transformed series, the forecasts (S, h) in the transformed space): the nets', combined
