@@ -16,7 +16,9 @@ the series (forecast.models.per_series), equal to one fitted in one process.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -26,6 +28,8 @@ from forecast.errors import ForecastError
 from forecast.intervals import check_levels, check_quantiles, level_columns, quantile_column
 
 _MODELS: dict[str, object] = {}  # in each Python worker: shipped model folder -> loaded pyfunc model
+_DOWNLOADS: list[str] = []  # on the driver: the models downloaded for `predict`, removed at exit (a lazy DataFrame
+# may be evaluated again at any time, and its executors fetch the model from this folder)
 
 
 def require_pyspark():
@@ -71,7 +75,8 @@ def predict(history, model_uri: str, horizon: int | None = None, level=(), quant
     trained on) as a Spark DataFrame (unique_id, ds, yhat and the bounds asked for), equal to `forecast predict`'s.
     `buckets`: partitions of whole series, each forecast in one model call [default: 2 per core of the cluster, more
     where that would put over CHUNK_ROWS rows in one (a worker holds its partition in memory); counting the rows
-    costs a pass over `history`, nothing for Parquet]."""
+    costs a pass over `history`, nothing for Parquet]. A model in the store is downloaded to a temporary folder
+    that the DataFrame's tasks read, removed when the Python process exits."""
     require_pyspark()
     from pyspark.sql import functions as F
 
@@ -118,7 +123,11 @@ def predict_file(model_uri: str, path, horizon: int | None = None, levels=(), qu
     spark = session(master)
     reader = spark.read
     history = reader.parquet(str(path)) if is_parquet(path) else reader.csv(str(path), header=True, inferSchema=True)
-    forecasts = predict(history, model_uri, horizon, levels, quantiles, tracking_uri=tracking_uri).toPandas()
+    downloaded = len(_DOWNLOADS)
+    try:
+        forecasts = predict(history, model_uri, horizon, levels, quantiles, tracking_uri=tracking_uri).toPandas()
+    finally:  # collected: this call's download is not needed again
+        _remove_downloads(downloaded)
     return forecasts.sort_values([ID, TIME], kind="stable").reset_index(drop=True)
 
 
@@ -138,7 +147,17 @@ def _local_copy(model_uri: str, tracking_uri: str | None) -> str:
         return str(Path(model_uri).resolve())
     tracking.connect(tracking_uri)
     target = tempfile.mkdtemp(prefix="forecast-model-")
+    _DOWNLOADS.append(target)
     return mlflow.artifacts.download_artifacts(model_uri, dst_path=target).rstrip("/")
+
+
+def _remove_downloads(first: int = 0) -> None:
+    """Remove the models downloaded for `predict` since the `first`-th (all of them: at exit)."""
+    while len(_DOWNLOADS) > first:
+        shutil.rmtree(_DOWNLOADS.pop(), ignore_errors=True)
+
+
+atexit.register(_remove_downloads)
 
 
 def _model(shipped: str):

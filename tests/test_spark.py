@@ -58,16 +58,29 @@ def test_a_damaged_or_missing_parquet_file_is_one_line(tmp_path):
         assert result.exit_code == 1 and message in result.output and len(result.output.strip().splitlines()) == 1
 
 
+def downloads(folder):
+    return sorted(p.name for p in folder.glob("forecast-model-*"))
+
+
 @pytest.mark.parametrize("model", ["seasonal-naive", "gru"])
-def test_spark_forecasts_equal_the_single_process_ones(spark, history, model):
+def test_spark_forecasts_equal_the_single_process_ones(spark, history, model, tmp_path, monkeypatch):
+    import tempfile
+
     from forecast import spark as engine
 
     df, csv, _ = history
     hyper = {"hidden_size": 8, "layers": 1, "epochs": 2, "lookback": 12} if model == "gru" else {}
     trained = api.train(csv, model, horizon=6, **hyper)
     single = api.predict(trained.model_uri, csv, 8, levels=(80, 95))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     distributed = engine.predict(spark.createDataFrame(df), trained.model_uri, horizon=8, level=[80, 95],
                                  buckets=7).toPandas()
+    # the lazy DataFrame's executors read the downloaded model until the process ends, which removes it
+    assert len(downloads(scratch)) == 1
+    engine._remove_downloads()
+    assert downloads(scratch) == []
     distributed = distributed.sort_values(["unique_id", "ds"]).reset_index(drop=True)
     assert list(distributed.columns) == list(single.columns) and len(distributed) == 300 * 8
     assert distributed["unique_id"].tolist() == single["unique_id"].tolist()
@@ -76,12 +89,18 @@ def test_spark_forecasts_equal_the_single_process_ones(spark, history, model):
         np.testing.assert_allclose(distributed[column], single[column], rtol=1e-6)
 
 
-def test_predict_engine_spark_from_the_cli(spark, history, tmp_path):
+def test_predict_engine_spark_from_the_cli(spark, history, tmp_path, monkeypatch):
+    import tempfile
+
     _, csv, parquet = history
     trained = api.train(csv, "naive", horizon=3)
     out = tmp_path / "spark.csv"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     done = invoke("predict", trained.model_uri, parquet, "--engine", "spark", "-o", out)
     assert done.exit_code == 0, done.output
+    assert downloads(scratch) == []  # the forecasts are collected: the model's download is removed at once
     expected = api.predict(trained.model_uri, csv, None)
     got = pd.read_csv(out, parse_dates=["ds"])
     pd.testing.assert_frame_equal(got, expected, check_dtype=False)
