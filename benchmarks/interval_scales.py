@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Which per-series scale makes the nets' split-conformal intervals sharpest at the same coverage? On the validation
+split only (the last horizon of every training series is scored; never a test file).
+
+The nets calibrate y_hat + q_j(p) s_i with s_i each series' in-sample seasonal-naive MAE
+(forecast.models.conformal). This fits a model once, keeps the held-out errors its calibration saw, and calibrates
+them again under other scales s_i (normalised conformal prediction), printing coverage and MSIS of each:
+
+    python3 benchmarks/interval_scales.py --subset m3_monthly m3_quarterly --model gru
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import accuracy  # noqa: E402
+
+import forecast.models.conformal as conformal  # noqa: E402
+from forecast import registry  # noqa: E402
+from forecast.intervals import Calibration, fill_scales, probabilities, to_columns  # noqa: E402
+from forecast.metrics import evaluate, seasonal_scale  # noqa: E402
+from forecast.transforms import is_seasonal, seasonal_indices  # noqa: E402
+
+LEVELS = (80.0, 95.0)
+
+
+def adjusted(y: np.ndarray, m: int) -> np.ndarray:
+    """The series divided by its classical multiplicative seasonal indices, where seasonal and positive."""
+    if m > 1 and np.all(y > 0) and is_seasonal(y, m):
+        return y / seasonal_indices(y, m)[np.arange(len(y)) % m]
+    return y
+
+
+def recent(y: np.ndarray, m: int, h: int) -> np.ndarray:
+    return y[-(max(3 * m, 2 * h) + m):]
+
+
+def mean_abs_diff(y: np.ndarray) -> float:
+    return float(np.mean(np.abs(np.diff(y)))) if len(y) > 1 else float("nan")
+
+
+SCALES = {  # name -> s(history, season, horizon)
+    "seasonal-naive MAE (the default)": lambda y, m, h: seasonal_scale(y, m),
+    "seasonal-naive MAE, last 3 seasons": lambda y, m, h: seasonal_scale(recent(y, m, h), m),
+    "level (mean of the last season)": lambda y, m, h: float(np.mean(np.abs(y[-max(m, 3):]))),
+    "naive MAE, seasonally adjusted": lambda y, m, h: mean_abs_diff(adjusted(y, m)),
+    "geometric mean of the default and the adjusted naive MAE": lambda y, m, h: float(np.sqrt(
+        seasonal_scale(y, m) * mean_abs_diff(adjusted(y, m)))),
+}
+
+
+def run(subset: str, model_name: str) -> list[dict]:
+    fit, scored, freq = accuracy.split(subset, "validation")
+    h, m = accuracy.HORIZONS[subset], freq.season
+    seen = []  # (histories, actual, predicted) of every calibration call
+
+    def keep(histories, actual, predicted, season, scaled=conformal.scaled_errors):
+        seen.append(([np.asarray(y, float) for y in histories], np.asarray(actual, float),
+                     np.asarray(predicted, float)))
+        return scaled(histories, actual, predicted, season)
+
+    conformal.scaled_errors = keep
+    try:
+        model = registry.create(model_name, **({"diagnostics": False} if model_name in accuracy.NETS else {}))
+        model.fit(fit, freq, h)
+    finally:
+        conformal.scaled_errors = keep.__defaults__[0]
+    points = model.predict(h)
+    ids = list(dict.fromkeys(points["unique_id"]))
+    yhat = points["yhat"].to_numpy(float).reshape(len(ids), h)
+    by_id = dict(zip(model.ids_, model.series_))
+    series = [np.asarray(by_id[i], float) for i in ids]
+    probs = probabilities(LEVELS)
+    rows = []
+    for name, scale in SCALES.items():
+        residuals = []
+        for histories, actual, predicted in seen:
+            s = fill_scales([scale(y, m, h) for y in histories])
+            block = np.full((len(histories), h), np.nan)
+            block[:, :actual.shape[1]] = (actual - predicted) / s[:, None]
+            residuals.append(block)
+        spread = Calibration.from_residuals(np.concatenate(residuals), "validation").quantiles(probs, h)  # (h, P)
+        s = fill_scales([scale(y, m, h) for y in series])
+        bands = yhat[:, :, None] + s[:, None, None] * spread[None]
+        floor = np.array([0.0 if y.min() >= 0 else -np.inf for y in series])[:, None, None]
+        columns = to_columns(yhat, np.maximum(bands, floor), probs, LEVELS)
+        frame = pd.DataFrame({"unique_id": points["unique_id"], "ds": points["ds"], "yhat": points["yhat"],
+                              **{k: v.ravel() for k, v in columns.items()}})
+        scores = evaluate(fit, scored, frame, m, levels=LEVELS)
+        rows.append({"subset": subset, "model": model_name, "scale": name, "coverage_80": scores["coverage_80"],
+                     "coverage_95": scores["coverage_95"], "msis": scores["msis"]})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--subset", nargs="+", default=["m3_monthly"], choices=list(accuracy.HORIZONS))
+    ap.add_argument("--model", default="gru")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    rows = [row for subset in args.subset for row in run(subset, args.model)]
+    with pd.option_context("display.width", 200, "display.max_colwidth", 60):
+        print(pd.DataFrame(rows).round(3).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
