@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Rules for choosing a net's statistical partner and weight, compared on the validation split only (never a test
+file): each net is fitted once on every training series less its last horizon, with what its partner choice saw
+inside the fit kept (its own validation windows: the horizon before); then every rule below picks a (partner,
+weight) from those same inputs, and the pick is scored on the held-out last horizon, from the net's forecast alone
+(`combine=none`, the same seed, so the same net) and the partners' forecasts fitted on the same history.
+
+    python3 benchmarks/partner_rules.py --subset m1_quarterly m3_yearly
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import accuracy  # noqa: E402
+from combine import theta  # noqa: E402
+
+import forecast.models.combination as combination  # noqa: E402
+from forecast import registry  # noqa: E402
+from forecast.data import ID, TARGET  # noqa: E402
+from forecast.metrics import seasonal_scale  # noqa: E402
+
+WEIGHTS = combination.WEIGHTS
+
+
+def scaled_errors(histories, actual, net, partners, season) -> dict[tuple[str, float], np.ndarray]:
+    """Per (partner, weight), each series' MAE over its seasonal-naive MAE, as choose_partner computes it."""
+    scales = np.array([seasonal_scale(y, season) for y in histories])
+    ok = np.isfinite(scales) & (scales > 0)
+    return {(kind, w): np.abs(actual - (w * net + (1 - w) * partner)).mean(axis=1)[ok] / scales[ok]
+            for kind, partner in partners.items() for w in WEIGHTS}
+
+
+def lowest(errors, pairs=None):
+    pairs = list(pairs or errors)
+    return min(pairs, key=lambda pair: (errors[pair].mean(), -pair[1]))
+
+
+def one_se(errors, incumbent):
+    """The pair of lowest mean error, unless it beats `incumbent` by no more than one standard error."""
+    best = lowest(errors)
+    difference = errors[incumbent] - errors[best]
+    if best == incumbent or len(difference) < 2 or difference.mean() <= difference.std(ddof=1) / np.sqrt(
+            len(difference)):
+        return incumbent
+    return best
+
+
+def best_weight(errors, kind):
+    return lowest(errors, [(kind, w) for w in WEIGHTS])
+
+
+RULES = {
+    "today: AR at its best weight the incumbent": lambda e: one_se(e, best_weight(e, "ar")),
+    "the lowest, no rule": lowest,
+    "incumbent AR + Theta at its best weight": lambda e: one_se(e, best_weight(e, "ar+theta")),
+    "incumbent AR + Theta at 1/2 (the prior)": lambda e: one_se(e, ("ar+theta", 0.5)),
+    "AR + Theta, weight the lowest": lambda e: best_weight(e, "ar+theta"),
+    "AR + Theta at 1/2, no choice": lambda e: ("ar+theta", 0.5),
+    "AR, weight the lowest": lambda e: best_weight(e, "ar"),
+}
+
+
+def run(subset: str, nets) -> list[dict]:
+    fit, scored, freq = accuracy.split(subset, "validation")
+    h = accuracy.HORIZONS[subset]
+    ids = list(dict.fromkeys(scored[ID]))
+    key = scored[[ID, "ds"]].astype(str)
+    ar = registry.create("ar").fit(fit, freq, h).predict(h)
+    ar = key.merge(ar.astype({ID: str, "ds": str}), on=[ID, "ds"], how="left")["yhat"].to_numpy().reshape(-1, h)
+    line = theta(fit, key, freq.season, h).reshape(-1, h)
+    partners = {"ar": ar, "theta": line, "ar+theta": (ar + line) / 2}
+    actual = scored[TARGET].to_numpy(float).reshape(-1, h)
+    groups = dict(tuple(fit.groupby(ID)))
+    scales = np.array([seasonal_scale(groups[i][TARGET].to_numpy(float), freq.season) for i in ids])
+    ok = np.isfinite(scales) & (scales > 0)
+    seen, choose = {}, combination.choose_partner
+
+    def keep(*args, choose=choose):
+        seen["inputs"] = args
+        return choose(*args)
+
+    rows = []
+    for name in nets:
+        combination.choose_partner = keep
+        try:
+            model = registry.create(name, diagnostics=False).fit(fit, freq, h)
+        finally:
+            combination.choose_partner = choose
+        errors = scaled_errors(*seen["inputs"])
+        assert RULES["today: AR at its best weight the incumbent"](errors) == (model.partner_kind_,
+                                                                                model.combine_weight_)
+        alone = registry.create(name, diagnostics=False, combine="none").fit(fit, freq, h).predict(h)
+        net = key.merge(alone.astype({ID: str, "ds": str}), on=[ID, "ds"], how="left")["yhat"].to_numpy()
+        net = net.reshape(-1, h)
+        for rule, pick in RULES.items():
+            kind, w = pick(errors)
+            forecast = w * net + (1 - w) * partners[kind]
+            mase = float(np.mean(np.abs(actual - forecast).mean(axis=1)[ok] / scales[ok]))
+            rows.append({"subset": subset, "net": name, "rule": rule, "mase": mase, "choice": f"{kind} {w:g}"})
+        print(f"{subset} {name}: " + ", ".join(f"{r['choice']} {r['mase']:.4f}" for r in rows[-len(RULES):]),
+              flush=True)
+    return rows
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--subset", nargs="+", default=list(accuracy.HORIZONS), choices=list(accuracy.HORIZONS))
+    ap.add_argument("--models", nargs="+", default=list(accuracy.NETS))
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    table = pd.DataFrame([row for subset in args.subset for row in run(subset, args.models)])
+    with pd.option_context("display.width", 250, "display.max_columns", 20):
+        print("validation MASE, mean over the nets:")
+        print(table.pivot_table(index="rule", columns="subset", values="mase", aggfunc="mean").round(4))
+
+
+if __name__ == "__main__":
+    main()
