@@ -60,19 +60,19 @@ SCALES = {  # name -> s(history, season, horizon)
 def run(subset: str, model_name: str) -> list[dict]:
     fit, scored, freq = accuracy.split(subset, "validation")
     h, m = accuracy.HORIZONS[subset], freq.season
-    seen = []  # (histories, actual, predicted) of every calibration call
+    seen, original = [], conformal.scaled_errors  # (histories, actual, predicted) of every calibration call
 
-    def keep(histories, actual, predicted, season, scaled=conformal.scaled_errors):
+    def keep(histories, actual, predicted, season):
         seen.append(([np.asarray(y, float) for y in histories], np.asarray(actual, float),
                      np.asarray(predicted, float)))
-        return scaled(histories, actual, predicted, season)
+        return original(histories, actual, predicted, season)
 
     conformal.scaled_errors = keep
     try:
         model = registry.create(model_name, **({"diagnostics": False} if model_name in accuracy.NETS else {}))
         model.fit(fit, freq, h)
     finally:
-        conformal.scaled_errors = keep.__defaults__[0]
+        conformal.scaled_errors = original
     points = model.predict(h)
     ids = list(dict.fromkeys(points["unique_id"]))
     yhat = points["yhat"].to_numpy(float).reshape(len(ids), h)

@@ -2,8 +2,8 @@
 """Rules for choosing a net's statistical partner and weight, compared on the validation split only (never a test
 file): each net is fitted once on every training series less its last horizon, with what its partner choice saw
 inside the fit kept (its own validation windows: the horizon before); then every rule below picks a (partner,
-weight) from those same inputs, and the pick is scored on the held-out last horizon, from the net's forecast alone
-(`combine=none`, the same seed, so the same net) and the partners' forecasts fitted on the same history.
+weight) from those same inputs, and the pick is scored on the held-out last horizon, from the fitted model's own
+parts: its net's forecast alone, its AR's and the Theta line of the same history.
 
     python3 benchmarks/partner_rules.py --subset m1_quarterly m3_yearly
 """
@@ -20,12 +20,12 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import accuracy  # noqa: E402
-from combine import theta  # noqa: E402
 
 import forecast.models.combination as combination  # noqa: E402
 from forecast import registry  # noqa: E402
 from forecast.data import ID, TARGET  # noqa: E402
 from forecast.metrics import seasonal_scale  # noqa: E402
+from forecast.transforms import Stacked  # noqa: E402
 
 WEIGHTS = combination.WEIGHTS
 
@@ -71,16 +71,7 @@ RULES = {
 def run(subset: str, nets) -> list[dict]:
     fit, scored, freq = accuracy.split(subset, "validation")
     h = accuracy.HORIZONS[subset]
-    ids = list(dict.fromkeys(scored[ID]))
-    key = scored[[ID, "ds"]].astype(str)
-    ar = registry.create("ar").fit(fit, freq, h).predict(h)
-    ar = key.merge(ar.astype({ID: str, "ds": str}), on=[ID, "ds"], how="left")["yhat"].to_numpy().reshape(-1, h)
-    line = theta(fit, key, freq.season, h).reshape(-1, h)
-    partners = {"ar": ar, "theta": line, "ar+theta": (ar + line) / 2}
-    actual = scored[TARGET].to_numpy(float).reshape(-1, h)
-    groups = dict(tuple(fit.groupby(ID)))
-    scales = np.array([seasonal_scale(groups[i][TARGET].to_numpy(float), freq.season) for i in ids])
-    ok = np.isfinite(scales) & (scales > 0)
+    truth = scored.groupby(ID)[TARGET]
     seen, choose = {}, combination.choose_partner
 
     def keep(*args, choose=choose):
@@ -97,9 +88,17 @@ def run(subset: str, nets) -> list[dict]:
         errors = scaled_errors(*seen["inputs"])
         assert RULES["today: AR at its best weight the incumbent"](errors) == (model.partner_kind_,
                                                                                 model.combine_weight_)
-        alone = registry.create(name, diagnostics=False, combine="none").fit(fit, freq, h).predict(h)
-        net = key.merge(alone.astype({ID: str, "ds": str}), on=[ID, "ds"], how="left")["yhat"].to_numpy()
-        net = net.reshape(-1, h)
+        # the fitted model's own parts, forecasting the held-out horizon: the net alone, its AR, the Theta line
+        ids, series = model.ids_, model.series_
+        transforms, scaled = model._transformed(series)
+        stacked = Stacked(transforms)
+        net = stacked.inverse(model._net_z(ids, scaled, h))
+        ar = model.partner_._forecast(ids, series, h)
+        line = stacked.inverse(combination.theta_lines(scaled, h))
+        partners = {"ar": ar, "theta": line, "ar+theta": (ar + line) / 2}
+        actual = np.stack([truth.get_group(i).to_numpy(float)[:h] for i in ids])
+        scales = np.array([seasonal_scale(y, freq.season) for y in series])
+        ok = np.isfinite(scales) & (scales > 0)
         for rule, pick in RULES.items():
             kind, w = pick(errors)
             forecast = w * net + (1 - w) * partners[kind]
