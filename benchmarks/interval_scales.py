@@ -4,7 +4,9 @@ split only (the last horizon of every training series is scored; never a test fi
 
 The nets calibrate y_hat + q_j(p) s_i with s_i each series' in-sample seasonal-naive MAE
 (forecast.models.conformal). This fits a model once, keeps the held-out errors its calibration saw, and calibrates
-them again under other scales s_i (normalised conformal prediction), printing coverage and MSIS of each:
+them again under other scales s_i (normalised conformal prediction), printing coverage and MSIS of each; the last
+scale reads the net's own disagreement with its statistical partner (the mean |net - partner| over the horizon, over
+the default scale, d_i: s_i (2 median(d) + d_i)), an ensemble's spread standing in for each series' difficulty:
 
     python3 benchmarks/interval_scales.py --subset m3_monthly m3_quarterly --model gru
 """
@@ -23,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import accuracy  # noqa: E402
 
+import forecast.models.combination as combination  # noqa: E402
 import forecast.models.conformal as conformal  # noqa: E402
 from forecast import registry  # noqa: E402
 from forecast.intervals import Calibration, fill_scales, probabilities, to_columns  # noqa: E402
@@ -57,38 +60,58 @@ SCALES = {  # name -> s(history, season, horizon)
 }
 
 
+DISAGREEMENT = "the default times (2 median + the net's disagreement with its partner)"
+
+
+def disagreement_scale(histories, m: int, net: np.ndarray, partner: np.ndarray) -> np.ndarray:
+    """s_i (2 median(d) + d_i), s_i the seasonal-naive MAE, d_i = mean |net - partner| / s_i over the horizon."""
+    s = fill_scales([seasonal_scale(y, m) for y in histories])
+    d = np.abs(net - partner).mean(axis=1) / s
+    return fill_scales(s * (2 * np.median(d) + d))
+
+
 def run(subset: str, model_name: str) -> list[dict]:
     fit, scored, freq = accuracy.split(subset, "validation")
     h, m = accuracy.HORIZONS[subset], freq.season
     seen, original = [], conformal.scaled_errors  # (histories, actual, predicted) of every calibration call
+    parts, combine = [], combination.combine  # (net, partner) of every combined forecast, in the same order
 
     def keep(histories, actual, predicted, season):
         seen.append(([np.asarray(y, float) for y in histories], np.asarray(actual, float),
-                     np.asarray(predicted, float)))
+                     np.asarray(predicted, float), parts[-1] if parts else None))
         return original(histories, actual, predicted, season)
 
-    conformal.scaled_errors = keep
+    def keep_parts(net, partner, weight):
+        parts.append((np.asarray(net, float), np.asarray(partner, float)))
+        return combine(net, partner, weight)
+
+    conformal.scaled_errors, combination.combine = keep, keep_parts
     try:
         model = registry.create(model_name, **({"diagnostics": False} if model_name in accuracy.NETS else {}))
         model.fit(fit, freq, h)
+        points = model.predict(h)
     finally:
-        conformal.scaled_errors = original
-    points = model.predict(h)
+        conformal.scaled_errors, combination.combine = original, combine
+    final = parts[-1] if parts and getattr(model, "combine_weight_", 1.0) < 1.0 else None
     ids = list(dict.fromkeys(points["unique_id"]))
     yhat = points["yhat"].to_numpy(float).reshape(len(ids), h)
     by_id = dict(zip(model.ids_, model.series_))
     series = [np.asarray(by_id[i], float) for i in ids]
     probs = probabilities(LEVELS)
     rows = []
-    for name, scale in SCALES.items():
+    scales = dict(SCALES)
+    if final is not None:
+        scales[DISAGREEMENT] = None
+    for name, scale in scales.items():
         residuals = []
-        for histories, actual, predicted in seen:
-            s = fill_scales([scale(y, m, h) for y in histories])
+        for histories, actual, predicted, both in seen:
+            s = (fill_scales([scale(y, m, h) for y in histories]) if scale else
+                 disagreement_scale(histories, m, *(part[:, :actual.shape[1]] for part in both)))
             block = np.full((len(histories), h), np.nan)
             block[:, :actual.shape[1]] = (actual - predicted) / s[:, None]
             residuals.append(block)
         spread = Calibration.from_residuals(np.concatenate(residuals), "validation").quantiles(probs, h)  # (h, P)
-        s = fill_scales([scale(y, m, h) for y in series])
+        s = fill_scales([scale(y, m, h) for y in series]) if scale else disagreement_scale(series, m, *final)
         bands = yhat[:, :, None] + s[:, None, None] * spread[None]
         floor = np.array([0.0 if y.min() >= 0 else -np.inf for y in series])[:, None, None]
         columns = to_columns(yhat, np.maximum(bands, floor), probs, LEVELS)
