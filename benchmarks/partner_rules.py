@@ -30,14 +30,6 @@ from forecast.transforms import Stacked  # noqa: E402
 WEIGHTS = combination.WEIGHTS
 
 
-def scaled_errors(histories, actual, net, partners, season) -> dict[tuple[str, float], np.ndarray]:
-    """Per (partner, weight), each series' MAE over its seasonal-naive MAE, as choose_partner computes it."""
-    scales = np.array([seasonal_scale(y, season) for y in histories])
-    ok = np.isfinite(scales) & (scales > 0)
-    return {(kind, w): np.abs(actual - (w * net + (1 - w) * partner)).mean(axis=1)[ok] / scales[ok]
-            for kind, partner in partners.items() for w in WEIGHTS}
-
-
 def lowest(errors, pairs=None):
     pairs = list(pairs or errors)
     return min(pairs, key=lambda pair: (errors[pair].mean(), -pair[1]))
@@ -85,7 +77,7 @@ def run(subset: str, nets) -> list[dict]:
             model = registry.create(name, diagnostics=False).fit(fit, freq, h)
         finally:
             combination.choose_partner = choose
-        errors = scaled_errors(*seen["inputs"])
+        errors = combination.pair_errors(*seen["inputs"])
         assert RULES["today: AR at its best weight the incumbent"](errors) == (model.partner_kind_,
                                                                                 model.combine_weight_)
         # the fitted model's own parts, forecasting the held-out horizon: the net alone, its AR, the Theta line

@@ -81,6 +81,16 @@ def fit_partner(ids, series, freq, h, net=None):
     return partner
 
 
+def pair_errors(histories, actual: np.ndarray, net: np.ndarray, partners: dict[str, np.ndarray],
+                season: int) -> dict[tuple[str, float], np.ndarray]:
+    """Per (partner, weight w of WEIGHTS), each series' MAE of w net + (1 - w) partner over its history's
+    seasonal-naive MAE (S',): the series with a scale, the ones whose mean is MASE."""
+    scales = np.array([seasonal_scale(y, season) for y in histories])
+    ok = np.isfinite(scales) & (scales > 0)
+    return {(kind, w): np.abs(actual - (w * net + (1 - w) * partner)).mean(axis=1)[ok] / scales[ok]
+            for kind, partner in partners.items() for w in WEIGHTS}
+
+
 def choose_partner(histories, actual: np.ndarray, net: np.ndarray, partners: dict[str, np.ndarray],
                    season: int) -> tuple[str, float, dict[str, float]]:
     """The partner (a key of `partners`) and weight w of WEIGHTS whose combination w net + (1 - w) partner has the
@@ -89,17 +99,14 @@ def choose_partner(histories, actual: np.ndarray, net: np.ndarray, partners: dic
     partner named first. AR, where it is a choice, is the incumbent: another partner replaces it only when it beats
     AR's best weight by more than one standard error of the two's difference over the series (the one-standard-
     error rule of model selection), so that a few windows, or one series, do not swap it on noise."""
-    scales = np.array([seasonal_scale(y, season) for y in histories])
-    ok = np.isfinite(scales) & (scales > 0)
-    scores, errors, best = {}, {}, {}
-    for kind, partner in partners.items():
-        for w in WEIGHTS:
-            per_series = (np.abs(actual - (w * net + (1 - w) * partner)).mean(axis=1)[ok] / scales[ok])  # (S,)
-            score = float(np.nanmean(per_series)) if ok.any() else float("nan")
-            scores[f"{kind}:{w:g}"], errors[(kind, w)] = score, per_series
-            if np.isfinite(score) and (kind not in best or score < best[kind][1] or score == best[kind][1]
-                                       and w > best[kind][0]):
-                best[kind] = (w, score)
+    errors = pair_errors(histories, actual, net, partners, season)
+    scores, best = {}, {}
+    for (kind, w), per_series in errors.items():
+        score = float(np.nanmean(per_series)) if len(per_series) else float("nan")
+        scores[f"{kind}:{w:g}"] = score
+        if np.isfinite(score) and (kind not in best or score < best[kind][1] or score == best[kind][1]
+                                   and w > best[kind][0]):
+            best[kind] = (w, score)
     if not best:
         kind = PRIOR_KIND if PRIOR_KIND in partners else next(iter(partners))
         return kind, PRIOR_WEIGHT, scores
