@@ -90,6 +90,9 @@ def model_options(f):
         click.option("--tbptt", type=int, help="Truncate backpropagation through time to the last K steps."),
         click.option("--patience", type=int, help="Epochs without improvement before stopping [default: 10]."),
         click.option("--heads", type=int, help="Attention heads of the transformer [default: 4]."),
+        click.option("--head", type=click.Choice(["local", "linear"]), default=None,
+                     help="Nets with --futr/--calendar: how the future covariates reach each step's forecast, a small "
+                          "MLP per step beside the linear map (local) or the linear map alone [default: local]."),
         click.option("--device", help="cpu, cuda or cuda:N [default: cuda when present, else cpu]."),
         click.option("--ensemble", type=int, help="Train N nets of different seeds and lookbacks; forecast their "
                                                   "median [default: 1]."),

@@ -2,11 +2,15 @@
 values past the origin, saving and loading through MLflow and the CLI, and a synthetic series whose only
 information is a future covariate (the covariate path must carry it, not just run)."""
 
+import json
+
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from click.testing import CliRunner
+from conftest import reseal
 
 from forecast import registry
 from forecast.cli import main
@@ -145,6 +149,43 @@ def test_a_future_covariate_carries_the_information(name):
     # the covariate alone moves y by 3 x (mean absolute deviation 0.75); the noise has MAE 0.016
     assert errors[True] < 0.15, errors
     assert errors[False] > 0.45, errors
+
+
+def test_the_local_head_learns_a_covariate_that_acts_non_linearly():
+    """y = 10 + 6 |x - 0.5|: x's effect is U-shaped (as demand's on temperature), uncorrelated with x itself, so the
+    linear map of the future covariates can read nothing from it; the per-step MLP of the local head can."""
+    df = driven(n=240)
+    df["y"] = 10 + 6 * np.abs(df["x"] - 0.5) + NOISE * np.random.default_rng(1).standard_normal(len(df))
+    data = load(df, futr="x")
+    fit, test = rolling_origins(data.df, 7, 1, 7)[0]
+    errors = {}
+    for head in ("local", "linear"):
+        model = registry.create("gru", hidden_size=16, layers=1, epochs=30, lookback=14, lr=0.01, combine="none",
+                                head=head).fit(fit, data.freq, 7, covariates=data.covariates)
+        yhat = model.predict(7, fit, future=next_rows(data.df, fit, 7))["yhat"].to_numpy()
+        errors[head] = float(np.mean(np.abs(yhat - test["y"].to_numpy())))
+    # 6 |x - 0.5| has mean absolute deviation 0.75 about its mean; the noise has MAE 0.016
+    assert errors["local"] < 0.3, errors
+    assert errors["linear"] > 0.5, errors
+
+
+def test_a_covariate_net_saved_before_the_local_head_loads_with_its_linear_head(tmp_path):
+    data = load(driven(n=97), futr="x", calendar=True)
+    fit, _ = rolling_origins(data.df, 7, 1, 7)[0]
+    future = next_rows(data.df, fit, 7)
+    model = registry.create("gru", hidden_size=8, layers=1, epochs=2, lookback=14, head="linear")
+    model.fit(fit, data.freq, 7, covariates=data.covariates)
+    folder = model.save(tmp_path / "model")
+    weights = torch.load(folder / "weights.pt", weights_only=True)  # as saved before: head.weight, head.bias
+    torch.save({k.replace("head.linear.", "head."): v for k, v in weights.items()}, folder / "weights.pt")
+    doc = json.loads((folder / "forecaster.json").read_text())
+    del doc["state"]["head"], doc["config"]["head"]
+    (folder / "forecaster.json").write_text(json.dumps(doc))
+    reseal(folder)
+    old = registry.load(folder)
+    assert old.head_ == "linear" and old.config.head == "local"  # the state's head, not the new default
+    np.testing.assert_allclose(old.predict(7, fit, future=future)["yhat"],
+                               model.predict(7, fit, future=future)["yhat"], rtol=1e-6)
 
 
 # -- saved and loaded through MLflow and the CLI

@@ -4,7 +4,7 @@ a transformed lookback window (B, L) to all h future values at once (B, h), rela
 With covariates (forecast.covariates) a window is one packed row per example, [y (L) | past covariates (L x P) |
 future covariates (h x F) | statics (C)] (`Layout`): the past covariates and the statics are extra input channels
 at every step of the window, the future ones go with the last hidden state (the Transformer's flattened encoding)
-into the output head, so each forecast step sees the covariates of the step it forecasts."""
+into the output head (`FutureHead`), so each forecast step sees the covariates of the step it forecasts."""
 
 from __future__ import annotations
 
@@ -34,13 +34,43 @@ class Layout:
 
     def inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(the level: the window's last value (B, 1), the input channels at every step (B, L, 1 + P + C), the
-        future covariates flattened (B, h x F))."""
+        future covariates (B, h, F))."""
         y, past, future, static = self.unpack(x)
         level = y[:, -1:]
         channels = [(y - level).unsqueeze(-1), past]
         if self.static:
             channels.append(static.unsqueeze(1).expand(-1, self.lookback, -1))
-        return level, torch.cat(channels, dim=-1), future.flatten(1)
+        return level, torch.cat(channels, dim=-1), future
+
+
+HEADS = ("linear", "local")  # how the future covariates reach the forecasts (FutureHead); "linear" before 2026-12-05
+
+
+class FutureHead(nn.Module):
+    """The h forecasts from a context (B, D), the nets' summary of the window, and the future covariates (B, h, F).
+    "linear": one linear map of both. "local" adds, at each step, a small MLP shared by the steps (MQ-RNN's local
+    decoder, Wen et al. 2017) of the projected context, a learned embedding of the step and that step's covariates,
+    so that a covariate can act non-linearly and through the state (demand's U-shaped response to temperature,
+    stronger at some hours than at others), which the linear map cannot express. Without future covariates: linear."""
+
+    def __init__(self, context: int, h: int, future: int, width: int, kind: str = "linear"):
+        super().__init__()
+        if kind not in HEADS:
+            raise ModelError(f"unknown head {kind!r}; expected one of {', '.join(HEADS)}")
+        self.future = future
+        self.local = kind == "local" and future > 0
+        self.linear = nn.Linear(context + h * future, h)
+        if self.local:
+            self.project = nn.Linear(context, width)
+            self.step = nn.Parameter(torch.zeros(h, width))
+            self.mlp = nn.Sequential(nn.Linear(width + future, width), nn.ReLU(), nn.Linear(width, 1))
+
+    def forward(self, context: torch.Tensor, future: torch.Tensor) -> torch.Tensor:
+        out = self.linear(torch.cat([context, future.flatten(1)], dim=1) if self.future else context)  # (B, h)
+        if self.local:
+            state = self.project(context).unsqueeze(1) + self.step  # (B, h, width)
+            out = out + self.mlp(torch.cat([state, future], dim=-1)).squeeze(-1)
+        return out
 
 
 def _detach(state):
@@ -51,17 +81,17 @@ class RecurrentNet(nn.Module):
     """A stacked RNN, LSTM or GRU whose last hidden state H_T is mapped to the h forecasts."""
 
     def __init__(self, cell: str, lookback: int, h: int, hidden_size: int, layers: int, dropout: float,
-                 layout: Layout | None = None):
+                 layout: Layout | None = None, head: str = "linear"):
         super().__init__()
         self.layout = layout or Layout(lookback, h)
         self.lookback = lookback
         channels = 1 + self.layout.past + self.layout.static
         self.rnn = getattr(nn, cell.upper())(input_size=channels, hidden_size=hidden_size, num_layers=layers,
                                              dropout=dropout if layers > 1 else 0.0, batch_first=True)
-        self.head = nn.Linear(hidden_size + h * self.layout.future, h)
+        self.head = FutureHead(hidden_size, h, self.layout.future, hidden_size, head)
 
     def _head(self, last: torch.Tensor, future: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.cat([last, future], dim=1) if self.layout.future else last) + level  # (B, h)
+        return self.head(last, future) + level  # (B, h)
 
     def forward(self, x: torch.Tensor, tbptt: int | None = None) -> torch.Tensor:
         # forecasts are learned relative to the window's last value, the level (B, 1)
@@ -83,7 +113,7 @@ class RecurrentNet(nn.Module):
     def unrolled(self, x: torch.Tensor, tbptt: int | None = None) -> tuple[torch.Tensor, list]:
         """The same forecast as `forward`, one time step at a time, with every hidden state H_t (layers, B, H)
         that the next step reads, so that ∂L/∂H_t can be asked for; truncated where `forward` truncates."""
-        level, z, future = self.layout.inputs(x)  # (B, 1), (B, L, channels), (B, h x F)
+        level, z, future = self.layout.inputs(x)  # (B, 1), (B, L, channels), (B, h, F)
         steps = z.shape[1]
         cut = steps - tbptt if tbptt and tbptt < steps else 0
         state, states = None, []
@@ -99,7 +129,7 @@ class TransformerNet(nn.Module):
     """A Transformer encoder over the window with sinusoidal positional encoding, flattened to the h forecasts."""
 
     def __init__(self, lookback: int, h: int, hidden_size: int, layers: int, dropout: float, heads: int,
-                 layout: Layout | None = None):
+                 layout: Layout | None = None, head: str = "linear"):
         super().__init__()
         if hidden_size % heads:
             raise ModelError(f"--hidden-size {hidden_size} must be divisible by the {heads} attention heads")
@@ -115,9 +145,9 @@ class TransformerNet(nn.Module):
         layer = nn.TransformerEncoderLayer(hidden_size, heads, 2 * hidden_size, dropout, batch_first=True,
                                            norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-        self.head = nn.Linear(lookback * hidden_size + h * self.layout.future, h)
+        self.head = FutureHead(lookback * hidden_size, h, self.layout.future, hidden_size, head)
 
     def forward(self, x: torch.Tensor, tbptt: int | None = None) -> torch.Tensor:
-        level, x, future = self.layout.inputs(x)  # (B, 1), (B, L, channels), (B, h x F)
+        level, x, future = self.layout.inputs(x)  # (B, 1), (B, L, channels), (B, h, F)
         z = self.encoder(self.embed(x) + self.pe).flatten(1)  # (B, L x H)
-        return self.head(torch.cat([z, future], dim=1) if self.layout.future else z) + level  # (B, h)
+        return self.head(z, future) + level  # (B, h)

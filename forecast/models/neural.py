@@ -26,7 +26,7 @@ from forecast.metrics import seasonal_scale
 from forecast.models.base import Forecaster, GlobalWindows
 from forecast.models.combination import PARTNERS, Partnered
 from forecast.models.conformal import ScaledConformal
-from forecast.models.nets import Layout, RecurrentNet, TransformerNet
+from forecast.models.nets import HEADS, Layout, RecurrentNet, TransformerNet
 from forecast.training import LOSSES, SCHEDULES, TrainConfig, fit_network, resolve_device
 from forecast.transforms import Stacked, fit_transforms, transform_all
 from forecast.windows import default_lookback, last_windows, make_windows, split_windows, validation_length
@@ -63,6 +63,7 @@ class NeuralConfig:
     ensemble: int = 1  # members of different seeds and lookbacks; the forecast is their median
     validate: bool = True  # hold out each series' last horizon for early stopping (False: train on every window)
     recent: float | None = None  # train on the windows ending in each series' last `recent` x horizon points only
+    head: str = "local"  # how future covariates reach the forecasts (forecast.models.nets.FutureHead)
     combine: str = "auto"  # the statistical partner (ar, theta, ar+theta; auto: chosen) and its weight are chosen
     # on the validation windows (forecast.models.combination)
 
@@ -83,6 +84,8 @@ class NeuralConfig:
             raise ModelError(f"--loss {self.loss}: unknown; choose one of {', '.join(LOSSES)}")
         if self.combine not in PARTNERS:
             raise ModelError(f"--combine {self.combine}: unknown; choose one of {', '.join(PARTNERS)}")
+        if self.head not in HEADS:
+            raise ModelError(f"--head {self.head}: unknown; choose one of {', '.join(HEADS)}")
         if self.schedule not in SCHEDULES:
             raise ModelError(f"--schedule {self.schedule}: unknown; choose one of {', '.join(SCHEDULES)}")
 
@@ -128,9 +131,10 @@ class NeuralForecaster(GlobalWindows, ScaledConformal, Partnered, Forecaster):
         encoder = getattr(self, "encoder_", None)
         layout = (Layout(lookback, h, encoder.past_dim, encoder.future_dim, encoder.static_dim)
                   if encoder is not None else None)
+        head = getattr(self, "head_", c.head)
         if self.cell == "transformer":
-            return TransformerNet(lookback, h, c.hidden_size, c.layers, c.dropout, c.heads, layout)
-        return RecurrentNet(self.cell, lookback, h, c.hidden_size, c.layers, c.dropout, layout)
+            return TransformerNet(lookback, h, c.hidden_size, c.layers, c.dropout, c.heads, layout, head)
+        return RecurrentNet(self.cell, lookback, h, c.hidden_size, c.layers, c.dropout, layout, head)
 
     def __init__(self, config=None, **params):
         super().__init__(config, **params)
@@ -145,6 +149,7 @@ class NeuralForecaster(GlobalWindows, ScaledConformal, Partnered, Forecaster):
     def _fit(self, ids, series, h):
         c = self.config
         self.lookback_ = c.lookback or default_lookback(h, self.freq_.season)
+        self.head_ = c.head
         self.ids_, self.series_ = ids, series  # for calibrating the intervals, also after a stop mid-training
         transforms, scaled = self._transformed(series)
         weights = mase_weights(series, transforms, self.freq_.season) if c.loss == "mase" else None
@@ -307,11 +312,12 @@ class NeuralForecaster(GlobalWindows, ScaledConformal, Partnered, Forecaster):
         return {"lookback": self.lookback_, "lookbacks": self.lookbacks_, "transforms": TRANSFORMS,
                 "calibration": calibration.to_dict() if calibration is not None else None,
                 "combine_weight": self.combine_weight_, "partner": partner._state(path) if partner else None,
-                "partner_kind": getattr(self, "partner_kind_", None)}
+                "partner_kind": getattr(self, "partner_kind_", None), "head": self.head_}
 
     def _restore(self, path: Path, state):
         self.lookback_ = int(state["lookback"])
         self.lookbacks_ = [int(v) for v in state.get("lookbacks", [self.lookback_])]
+        self.head_ = state.get("head", "linear")  # saved before the local head: the future covariates' linear map
         self.transforms_ = int(state.get("transforms", 1))
         self.calibration_ = Calibration.from_dict(state["calibration"]) if state.get("calibration") else None
         self.combine_weight_ = float(state.get("combine_weight", 1.0))
@@ -334,6 +340,8 @@ class NeuralForecaster(GlobalWindows, ScaledConformal, Partnered, Forecaster):
                 raise ModelError(f"{path}: {weights.name} is missing; the model folder is incomplete")
             try:
                 tensors = torch.load(weights, map_location="cpu", weights_only=True)
+                if "head.weight" in tensors:  # saved before FutureHead: the head was the linear map itself
+                    tensors = {("head.linear." + k[5:] if k.startswith("head.") else k): v for k, v in tensors.items()}
             except Exception as exc:  # torch raises UnpicklingError and others for files it will not trust
                 raise ModelError(f"{weights}: refused to load ({str(exc).splitlines()[0]}); "
                                  "only plain tensors are accepted") from None
