@@ -22,8 +22,8 @@ def linear_rnn(w: float, lookback: int) -> RecurrentNet:
     with torch.no_grad():
         net.rnn.weight_hh_l0.fill_(w)
         net.rnn.weight_ih_l0.fill_(1.0)
-        net.head.weight.fill_(1.0)
-        net.head.bias.fill_(0.0)
+        net.head.linear.weight.fill_(1.0)
+        net.head.linear.bias.fill_(0.0)
     return net
 
 
