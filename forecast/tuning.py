@@ -31,6 +31,7 @@ NET_SPACE = {  # sizes up to the defaults' and a little past: a trial must fit a
     "ensemble": ("choice", [1, 2]),
     "combine": ("choice", ["auto", "none"]),  # with a statistical partner (chosen on validation windows) or not
 }
+HEAD_SPACE = {"head": ("choice", ["local", "linear"])}  # the nets' head, searched where there are future covariates
 SPACES = {
     **{name: NET_SPACE for name in registry.NEURAL},
     "ar": {"max_lags": ("int", 2, 36, 1), "ic": ("choice", ["aic", "bic"]), "diff": ("choice", [None, 0, 1]),
@@ -139,6 +140,8 @@ def tune(path, model: str = "gru", horizon: int | None = None, *, trials: int = 
     data = api.load(path, **columns)
     test = api.load_test(test_path, data, columns) if test_path is not None else None
     h = api.resolve_horizon(horizon, data, test)
+    if model in registry.NEURAL and (data.covariates.futr or data.covariates.calendar) and "head" not in fixed:
+        space.update(HEAD_SPACE)  # how the future covariates reach the forecasts matters only where there are some
     # the validation data: the holdout (the last h points) cut off, unless the holdout is the test file
     carved = data.df if test is not None else data.df[data.df.groupby(ID, sort=False).cumcount(ascending=False)
                                                       >= h].reset_index(drop=True)

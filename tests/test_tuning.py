@@ -4,6 +4,7 @@ never change the search), the best trained again and logged to the parent, Ctrl-
 import json
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -122,3 +123,21 @@ def test_refusals_and_the_command_line(split):
     bad = runner.invoke(main, ["tune", str(train), "--model", "naive"])
     assert bad.exit_code == 1 and bad.output.strip().endswith("nothing to tune (no settings to search); choose one "
                                                               "of rnn, lstm, gru, transformer, ar, gbm")
+
+
+def test_the_nets_head_is_searched_only_where_there_are_future_covariates(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, 80)
+    pd.DataFrame({"ds": pd.date_range("2020-01-01", periods=80, freq="D"), "y": 10 + 3 * x,
+                  "x": x}).to_csv(tmp_path / "d.csv", index=False)
+    tiny = {"hidden_size": 8, "layers": 1, "epochs": 2, "lookback": 14, "ensemble": 1, "combine": "none",
+            "steps_per_epoch": 5}
+    spaces = {}
+    for futr in ("x", None):
+        result = tuning.tune(tmp_path / "d.csv", "gru", 7, trials=1, echo=lambda *_: None, futr=futr, **tiny)
+        spaces[futr] = json.loads(mlflow.get_run(result.run_id).data.params["search_space"])
+        if futr:
+            assert result.best_params["head"] in ("local", "linear")
+            assert "--head" in result.command
+    assert spaces["x"]["head"] == ["choice", ["local", "linear"]]
+    assert "head" not in spaces[None] and set(spaces[None]) == set(spaces["x"]) - {"head"}
