@@ -131,10 +131,9 @@ class NeuralForecaster(GlobalWindows, ScaledConformal, Partnered, Forecaster):
         encoder = getattr(self, "encoder_", None)
         layout = (Layout(lookback, h, encoder.past_dim, encoder.future_dim, encoder.static_dim)
                   if encoder is not None else None)
-        head = getattr(self, "head_", c.head)
         if self.cell == "transformer":
-            return TransformerNet(lookback, h, c.hidden_size, c.layers, c.dropout, c.heads, layout, head)
-        return RecurrentNet(self.cell, lookback, h, c.hidden_size, c.layers, c.dropout, layout, head)
+            return TransformerNet(lookback, h, c.hidden_size, c.layers, c.dropout, c.heads, layout, c.head)
+        return RecurrentNet(self.cell, lookback, h, c.hidden_size, c.layers, c.dropout, layout, c.head)
 
     def __init__(self, config=None, **params):
         super().__init__(config, **params)
@@ -149,7 +148,6 @@ class NeuralForecaster(GlobalWindows, ScaledConformal, Partnered, Forecaster):
     def _fit(self, ids, series, h):
         c = self.config
         self.lookback_ = c.lookback or default_lookback(h, self.freq_.season)
-        self.head_ = c.head
         self.ids_, self.series_ = ids, series  # for calibrating the intervals, also after a stop mid-training
         transforms, scaled = self._transformed(series)
         weights = mase_weights(series, transforms, self.freq_.season) if c.loss == "mase" else None
@@ -312,12 +310,18 @@ class NeuralForecaster(GlobalWindows, ScaledConformal, Partnered, Forecaster):
         return {"lookback": self.lookback_, "lookbacks": self.lookbacks_, "transforms": TRANSFORMS,
                 "calibration": calibration.to_dict() if calibration is not None else None,
                 "combine_weight": self.combine_weight_, "partner": partner._state(path) if partner else None,
-                "partner_kind": getattr(self, "partner_kind_", None), "head": self.head_}
+                "partner_kind": getattr(self, "partner_kind_", None)}
+
+    @classmethod
+    def restore(cls, path: Path, doc: dict) -> NeuralForecaster:
+        config = doc.get("config", {})
+        if "head" not in config:  # saved before the local head: the future covariates' linear map
+            doc = {**doc, "config": {**config, "head": "linear"}}
+        return super().restore(path, doc)
 
     def _restore(self, path: Path, state):
         self.lookback_ = int(state["lookback"])
         self.lookbacks_ = [int(v) for v in state.get("lookbacks", [self.lookback_])]
-        self.head_ = state.get("head", "linear")  # saved before the local head: the future covariates' linear map
         self.transforms_ = int(state.get("transforms", 1))
         self.calibration_ = Calibration.from_dict(state["calibration"]) if state.get("calibration") else None
         self.combine_weight_ = float(state.get("combine_weight", 1.0))
