@@ -4,9 +4,11 @@
 `--split test` (the official split): fits each model on data/<subset>_train.csv, forecasts the official
 horizon and scores it against data/<subset>_test.csv. `--split validation` never reads a test file: the last
 horizon of every training series is the validation window (series too short for it are fitted, not scored),
-the model is fitted on the rest; this is what defaults are chosen on. Scores are the M-competitions' sMAPE and
-MASE (as ../shared/bench/score.py computes them); per model it also prints training seconds, optimizer steps
-per second and GFLOP/s (FLOPs of one training step on a full batch, times the steps, over the training time).
+the model is fitted on the rest; this is what defaults are chosen on. `--as-train` scores the model that
+`forecast train` saves instead: fitted first without the data's last horizon (the holdout train scores), then
+again on all of it. Scores are the M-competitions' sMAPE and MASE (as ../shared/bench/score.py computes them);
+per model it also prints training seconds, optimizer steps per second and GFLOP/s (FLOPs of one training step on
+a full batch, times the steps, over the training time).
 
     python3 benchmarks/accuracy.py --subset m3_monthly --models gru lstm --set ensemble=3 --out /tmp/m3
     python3 benchmarks/accuracy.py --subset all --split validation --models ar seasonal-naive gru
@@ -89,15 +91,15 @@ def split(subset: str, which: str):
 
 
 def run(subset: str, name: str, params: dict, out: Path | None, return_matrix: bool = False,
-        which: str = "test", levels=(), refit: bool = False):
+        which: str = "test", levels=(), refit: bool = False, as_train: bool = False):
     fit, scored, freq = split(subset, which)
     h = HORIZONS[subset]
     params = {"diagnostics": False, **params} if name in NETS else params
     model = registry.create(name, **params)
     start = time.perf_counter()
-    model.fit(fit, freq, h)
+    model.fit(split_holdout(fit, h)[0] if as_train else fit, freq, h)
     seconds = time.perf_counter() - start
-    if refit:  # what `forecast train` saves: fitted again with the settings this fit chose (forecast.api)
+    if refit or as_train:  # fitted again on all of `fit` with the settings this fit chose (forecast.backtesting)
         first = model
         model = registry.create(name, **{**params, **first.final_settings()})
         start = time.perf_counter()
@@ -136,8 +138,12 @@ def main(argv=None) -> None:
     ap.add_argument("--models", nargs="+", default=list(NETS))
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="hyperparameters of the models")
     ap.add_argument("--jsonl", type=Path, help="append every result row here as JSON")
-    ap.add_argument("--refit", action="store_true", help="score the model fitted again with the settings the first "
-                                                         "fit chose, as forecast train saves it")
+    ap.add_argument("--refit", action="store_true", help="score the model fitted again on the same data with the "
+                                                         "settings the first fit chose")
+    ap.add_argument("--as-train", action="store_true",
+                    help="score what forecast train saves: a fit on the data less its last horizon (the holdout "
+                         "train scores), then the model fitted again on all of it, inheriting that fit's partner, "
+                         "weight and calibration")
     ap.add_argument("--level", type=float, nargs="*", default=[80, 95],
                     help="prediction intervals to forecast and score (coverage, MSIS)")
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's)")
@@ -153,7 +159,8 @@ def main(argv=None) -> None:
     for subset in subsets:
         for name in args.models:
             row = {**run(subset, name, params, args.out, which=args.split, levels=tuple(args.level),
-                       refit=args.refit), "params": params, "refit": args.refit}
+                       refit=args.refit, as_train=args.as_train), "params": params, "refit": args.refit,
+                   "as_train": args.as_train}
             rows.append(row)
             print(json.dumps(row), flush=True)
             if args.jsonl:

@@ -6,7 +6,10 @@ The nets calibrate y_hat + q_j(p) s_i with s_i each series' in-sample seasonal-n
 (forecast.models.conformal). This fits a model once, keeps the held-out errors its calibration saw, and calibrates
 them again under other scales s_i (normalised conformal prediction), printing coverage and MSIS of each; the last
 scale reads the net's own disagreement with its statistical partner (the mean |net - partner| over the horizon, over
-the default scale, d_i: s_i (2 median(d) + d_i)), an ensemble's spread standing in for each series' difficulty:
+the default scale, d_i: s_i (2 median(d) + d_i)), an ensemble's spread standing in for each series' difficulty;
+then a learned difficulty (a regression across the series of each calibration window's error on features of its
+history: normalised conformal prediction), and an oracle that knows each window's realised error, the bound of
+what any scale could gain:
 
     python3 benchmarks/interval_scales.py --subset m3_monthly m3_quarterly --model gru
 """
@@ -70,6 +73,48 @@ def disagreement_scale(histories, m: int, net: np.ndarray, partner: np.ndarray) 
     return fill_scales(s * (2 * np.median(d) + d))
 
 
+LEARNED = "the default times a learned difficulty (gradient boosting over 8 features, cross-fitted)"
+ORACLE = "oracle: each window's own realised MAE (a bound, not a method)"
+
+
+def difficulty_features(y: np.ndarray, m: int, h: int, predicted: np.ndarray) -> list[float]:
+    """What may tell how hard a series is to forecast, relative to its seasonal-naive MAE s: s over the level, the
+    adjusted naive MAE, the recent s, the length, the recent slope, the recent spread, and the forecast's own
+    slope and jump from the last value (logs)."""
+    s = fill_scales([seasonal_scale(y, m)])[0]
+    n = min(len(y), 2 * h)
+    slope = np.polyfit(np.arange(n), y[-n:], 1)[0] if n > 2 else 0.0
+    return [np.log(s / (np.mean(np.abs(y[-max(m, 3):])) + 1e-9) + 1e-9),
+            np.log(mean_abs_diff(adjusted(y, m)) / s + 1e-6) if len(y) > 1 else 0.0,
+            np.log(fill_scales([seasonal_scale(recent(y, m, h), m)])[0] / s + 1e-6), np.log(len(y)),
+            np.log(abs(slope) * h / s + 1e-3), np.log(np.std(y[-h:]) / s + 1e-3),
+            np.log(abs(predicted[-1] - predicted[0]) / s + 1e-3), np.log(abs(predicted[0] - y[-1]) / s + 1e-3)]
+
+
+def learned_scales(seen, default, series, s, yhat, m: int, h: int):
+    """Normalised conformal prediction with a learned normaliser (Papadopoulos et al. 2011): a gradient-boosted
+    regression of each calibration window's log(MAE / s) on difficulty_features, fitted across the series; the
+    calibration windows' own normalisers cross-fitted (two folds), so that they are out of sample as the
+    forecast's are. Returns (calibration scales per call, the forecast's scales)."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    x = np.array([difficulty_features(y, m, h, p) for hist, _, pred, _ in seen for y, p in zip(hist, pred)])
+    target = np.concatenate([np.log(np.abs(actual - pred).mean(axis=1) / d + 1e-3)
+                             for (_, actual, pred, _), d in zip(seen, default)])
+
+    def model():
+        return HistGradientBoostingRegressor(max_iter=200, learning_rate=0.05, max_leaf_nodes=15,
+                                             min_samples_leaf=40, loss="absolute_error", random_state=0)
+
+    folds, inside = np.arange(len(x)) % 2, np.empty(len(x))
+    for fold in (0, 1):
+        inside[folds == fold] = model().fit(x[folds != fold], target[folds != fold]).predict(x[folds == fold])
+    cuts = np.cumsum([len(d) for d in default])[:-1]
+    calibration = [d * np.exp(part) for d, part in zip(default, np.split(inside, cuts))]
+    outside = model().fit(x, target).predict(np.array([difficulty_features(y, m, h, p) for y, p in zip(series, yhat)]))
+    return calibration, s * np.exp(outside)
+
+
 def run(subset: str, model_name: str) -> list[dict]:
     fit, scored, freq = accuracy.split(subset, "validation")
     h, m = accuracy.HORIZONS[subset], freq.season
@@ -99,19 +144,16 @@ def run(subset: str, model_name: str) -> list[dict]:
     series = [np.asarray(by_id[i], float) for i in ids]
     probs = probabilities(LEVELS)
     rows = []
-    scales = dict(SCALES)
-    if final is not None:
-        scales[DISAGREEMENT] = None
-    for name, scale in scales.items():
+
+    def score(name: str, calibration_scales: list[np.ndarray], s: np.ndarray) -> None:
+        """Calibrate the errors of every calibration call over `calibration_scales` (one (S,) array per call) and
+        score the bands yhat + s q(p) on the validation window."""
         residuals = []
-        for histories, actual, predicted, both in seen:
-            s = (fill_scales([scale(y, m, h) for y in histories]) if scale else
-                 disagreement_scale(histories, m, *(part[:, :actual.shape[1]] for part in both)))
+        for (histories, actual, predicted, _), scale in zip(seen, calibration_scales):
             block = np.full((len(histories), h), np.nan)
-            block[:, :actual.shape[1]] = (actual - predicted) / s[:, None]
+            block[:, :actual.shape[1]] = (actual - predicted) / scale[:, None]
             residuals.append(block)
         spread = Calibration.from_residuals(np.concatenate(residuals), "validation").quantiles(probs, h)  # (h, P)
-        s = fill_scales([scale(y, m, h) for y in series]) if scale else disagreement_scale(series, m, *final)
         bands = yhat[:, :, None] + s[:, None, None] * spread[None]
         floor = np.array([0.0 if y.min() >= 0 else -np.inf for y in series])[:, None, None]
         columns = to_columns(yhat, np.maximum(bands, floor), probs, LEVELS)
@@ -121,6 +163,19 @@ def run(subset: str, model_name: str) -> list[dict]:
         rows.append({"subset": subset, "model": model_name, "scale": name, "coverage_80": scores["coverage_80"],
                      "coverage_95": scores["coverage_95"], "msis": scores["msis"]})
         print(json.dumps(rows[-1]), flush=True)
+
+    for name, scale in SCALES.items():
+        score(name, [fill_scales([scale(y, m, h) for y in block[0]]) for block in seen],
+              fill_scales([scale(y, m, h) for y in series]))
+    if final is not None:
+        score(DISAGREEMENT, [disagreement_scale(hist, m, *(part[:, :actual.shape[1]] for part in both))
+                             for hist, actual, _, both in seen], disagreement_scale(series, m, *final))
+    default = [fill_scales([seasonal_scale(y, m) for y in block[0]]) for block in seen]
+    s = fill_scales([seasonal_scale(y, m) for y in series])
+    score(LEARNED, *learned_scales(seen, default, series, s, yhat, m, h))
+    truth = scored.groupby("unique_id", sort=False)["y"].apply(lambda v: v.to_numpy(float)[:h])
+    score(ORACLE, [fill_scales(np.abs(actual - predicted).mean(axis=1)) for _, actual, predicted, _ in seen],
+          fill_scales([np.abs(truth[i] - yhat[k, :len(truth[i])]).mean() for k, i in enumerate(ids)]))
     return rows
 
 
