@@ -54,6 +54,9 @@ def fit_final(run, scored, model: str, hyper: dict, data: Dataset, h: int, regis
         exc.model_logged = True
         raise
     final.inherit(scored)
+    calibration = getattr(final, "calibration_", None)
+    if calibration is not None:
+        run.log_params({"final_calibration": calibration.source})
     fits.store(final, data.df, h, data.covariates)
     run.log_metrics({"final_fit_seconds": time.perf_counter() - start})
     return final

@@ -105,7 +105,7 @@ class Calibration:
     probs: np.ndarray  # (P,) the grid
     table: np.ndarray  # (h, P) residual quantiles per step
     n: int  # residuals at the step with the fewest
-    source: str  # "validation" (held-out windows) or "in-sample"
+    source: str  # "validation" (held-out windows), "validation+holdout" (and a scored fit's holdout) or "in-sample"
     growth: bool = True  # past the calibrated horizon (and when pooling steps) the spread grows as sqrt(step)
 
     GRID = np.round(np.r_[0.001, 0.005, np.arange(0.01, 1.0, 0.01), 0.995, 0.999], 6)

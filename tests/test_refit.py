@@ -10,6 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from forecast import api, registry
 from forecast.cli import main
+from forecast.intervals import Calibration
 from forecast.models.ar import fit_series
 
 TINY = {"hidden_size": 8, "layers": 1, "epochs": 2, "lookback": 12}
@@ -124,3 +125,35 @@ def test_ar_logs_how_many_series_fell_back_to_a_lower_order(short_csv):
     # differenced series of 3, 4, 5 and 8 points (2, 3, 4, 7 differences) cannot carry AR(4)
     assert sorted(short.unique_id) == ["s3", "s4", "s5", "s8"]
     assert details["lower_order_fallbacks"] == 4
+
+
+@pytest.mark.parametrize("name", ["gru", "gbm"])
+def test_the_saved_model_calibrates_on_the_scored_fits_validation_window_and_its_holdout(name, m3_csv):
+    hyper = TINY if name == "gru" else {"lookback": 12}
+    result = api.train(m3_csv, name, 6, **hyper)
+    assert params_of(result.run_id)["final_calibration"] == "validation+holdout"
+    data = api.load(m3_csv)
+    scored = registry.create(name, **hyper).fit(data.df.groupby("unique_id").head(-6), data.freq, 6)
+    # the scored model's errors on the 6 points it was scored on, computed here apart: 3 series, so from 6 origins
+    # (the last 6 - k points from the points before them), each error over its history's seasonal-naive MAE
+    full = [g.y.to_numpy(float) for _, g in data.df.groupby("unique_id", sort=False)]
+    ids = list(data.df.unique_id.unique())
+    holdout = np.full((6 * 3, 6), np.nan)
+    for k in range(6):
+        histories = [y[:len(y) - 6 + k] for y in full]
+        predicted = scored._forecast(ids, histories, 6 - k)
+        for i, (y, past) in enumerate(zip(full, histories)):
+            scale = np.mean(np.abs(past[12:] - past[:-12]))
+            holdout[k * 3 + i, :6 - k] = (y[len(past):] - predicted[i]) / scale
+    expected = Calibration.from_residuals(np.concatenate([scored.residuals_, holdout]), "validation+holdout")
+    saved = result.fitted.calibration_
+    assert saved.source == "validation+holdout" and saved.n == expected.n
+    np.testing.assert_allclose(saved.table, expected.table, rtol=1e-6)
+    assert not np.allclose(saved.table, scored.calibration_.table)  # not the validation window's alone
+    # and the saved model forecasts with it
+    bands = mlflow.pyfunc.load_model(result.model_uri).predict(data.df, params={"horizon": 6, "level": [95]})
+    yhat = bands["yhat"].to_numpy().reshape(3, 6)
+    spread = expected.quantiles([0.025, 0.975], 6)  # (6, 2)
+    scales = np.array([np.mean(np.abs(y[12:] - y[:-12])) for y in full])
+    np.testing.assert_allclose(bands["yhat_hi_95"].to_numpy().reshape(3, 6), np.maximum(
+        yhat + scales[:, None] * spread[None, :, 1], yhat), rtol=1e-6)

@@ -42,9 +42,39 @@ class ScaledConformal:
             return scaled
 
         residuals = holdout_residuals(series, h, errors)  # None for constant series: nothing to calibrate
+        self.residuals_, self.fitted_on_ = residuals, (list(ids), list(series))  # for pool_holdout; not saved
         if residuals is None:
             return None
         return Calibration.from_residuals(residuals, "validation" if held_out else "in-sample")
+
+    def pool_holdout(self, scored) -> bool:
+        """In a fit on all of the data that took over the calibration of `scored` (fitted on it less its last
+        points, and scored on them: `inherit`), calibrate instead on the residuals of both windows that fit held
+        out: its validation window's and those of its forecasts of the points it was scored on, which this fit
+        has and it never saw (each series' last h points, from the points before them: holdout_residuals). Two
+        windows of errors where there was one (the choice measured on validation windows: README, Prediction
+        intervals). Returns whether it did; not with covariates (`scored` would need the holdout's), nor where
+        `scored` kept no validation residuals or was fitted on the same data."""
+        validation = getattr(scored, "residuals_", None)
+        if (validation is None or getattr(self, "calibration_", None) is not scored.calibration_
+                or getattr(self, "encoder_", None) is not None or not hasattr(self, "fitted_on_")):
+            return False
+        seen = dict(zip(*scored.fitted_on_))
+        pairs = [(uid, y) for uid, y in zip(*self.fitted_on_) if uid in seen and len(y) - len(seen[uid]) >= self.h_]
+        if not pairs:
+            return False
+        ids, series = [uid for uid, _ in pairs], [y for _, y in pairs]
+
+        def errors(picked, histories, steps):
+            predicted = scored._forecast([ids[i] for i in picked], histories, steps)  # (S, steps)
+            actual = np.stack([series[i][len(past):len(past) + steps] for i, past in zip(picked, histories)])
+            return scaled_errors(histories, actual, predicted, self.freq_.season)
+
+        holdout = holdout_residuals(series, self.h_, errors)
+        if holdout is None or holdout.shape[1] != validation.shape[1]:
+            return False
+        self.calibration_ = Calibration.from_residuals(np.concatenate([validation, holdout]), "validation+holdout")
+        return True
 
     def _bands(self, ids, series, h, probs):
         """Conformal quantiles y_hat + q_j(p) s_i, floored at zero for a series that is never negative."""

@@ -188,8 +188,9 @@ class GradientBoosting(GlobalWindows, ScaledConformal, Forecaster):
         return Stacked(transforms).inverse(z)
 
     def inherit(self, scored: GradientBoosting) -> None:
-        if getattr(scored, "calibration_", None) is not None and scored.calibration_.source == "validation":
+        if getattr(scored, "calibration_", None) is not None and scored.calibration_.source != "in-sample":
             self.calibration_, self.validation_mase_ = scored.calibration_, scored.validation_mase_
+            self.pool_holdout(scored)
 
     def final_settings(self) -> dict:
         """Without validation windows, the rounds early stopping chose (the most of the models')."""
