@@ -3,7 +3,8 @@
 file): each net is fitted once on every training series less its last horizon, with what its partner choice saw
 inside the fit kept (its own validation windows: the horizon before); then every rule below picks a (partner,
 weight) from those same inputs, and the pick is scored on the held-out last horizon, from the fitted model's own
-parts: its net's forecast alone, its AR's and the Theta line of the same history.
+parts: its net's forecast alone, its AR's and the Theta line of the same history. The "soft" rules average several
+pairs instead of picking one (their forecasts are linear in the parts, so the average is one combination too).
 
     python3 benchmarks/partner_rules.py --subset m1_quarterly m3_yearly
 """
@@ -49,6 +50,38 @@ def best_weight(errors, kind):
     return lowest(errors, [(kind, w) for w in WEIGHTS])
 
 
+def near_best(errors):
+    """Every pair whose mean error is within one standard error (over the series, of its difference to the lowest)
+    of the lowest, averaged with equal weights: the choice's noise averaged out instead of picked from. With one
+    series, today's rule."""
+    best = lowest(errors)
+    if len(errors[best]) < 2:
+        return one_se(errors, best_weight(errors, "ar"))
+    near = []
+    for pair, e in errors.items():
+        difference = e - errors[best]
+        if pair == best or difference.mean() <= difference.std(ddof=1) / np.sqrt(len(difference)):
+            near.append(pair)
+    return {pair: 1 / len(near) for pair in near}
+
+
+def softmin(errors):
+    """All pairs, weighted by exp(-(mean error - the lowest) / the lowest's standard error over the series)."""
+    best = lowest(errors)
+    if len(errors[best]) < 2:
+        return one_se(errors, best_weight(errors, "ar"))
+    se = errors[best].std(ddof=1) / np.sqrt(len(errors[best]))
+    means = {pair: e.mean() for pair, e in errors.items()}
+    weights = {pair: np.exp(-(m - means[best]) / max(se, 1e-12)) for pair, m in means.items()}
+    total = sum(weights.values())
+    return {pair: w / total for pair, w in weights.items()}
+
+
+def kinds_best(kinds):
+    """The best weight of each of `kinds`, averaged with equal weights."""
+    return lambda errors: {best_weight(errors, kind): 1 / len(kinds) for kind in kinds}
+
+
 RULES = {
     "today: AR at its best weight the incumbent": lambda e: one_se(e, best_weight(e, "ar")),
     "the lowest, no rule": lowest,
@@ -57,6 +90,10 @@ RULES = {
     "AR + Theta, weight the lowest": lambda e: best_weight(e, "ar+theta"),
     "AR + Theta at 1/2, no choice": lambda e: ("ar+theta", 0.5),
     "AR, weight the lowest": lambda e: best_weight(e, "ar"),
+    "soft: the pairs within one standard error of the lowest, averaged": near_best,
+    "soft: every pair, softmin over its standard error": softmin,
+    "soft: AR's and AR + Theta's best weights, averaged": kinds_best(("ar", "ar+theta")),
+    "soft: each partner's best weight, averaged": kinds_best(("ar", "ar+theta", "theta")),
 }
 
 
@@ -92,10 +129,12 @@ def run(subset: str, nets) -> list[dict]:
         scales = np.array([seasonal_scale(y, freq.season) for y in series])
         ok = np.isfinite(scales) & (scales > 0)
         for rule, pick in RULES.items():
-            kind, w = pick(errors)
-            forecast = w * net + (1 - w) * partners[kind]
+            mixture = pick(errors)  # a pair, or {pair: its share} (the soft rules)
+            mixture = mixture if isinstance(mixture, dict) else {mixture: 1.0}
+            forecast = sum(share * (w * net + (1 - w) * partners[kind]) for (kind, w), share in mixture.items())
             mase = float(np.mean(np.abs(actual - forecast).mean(axis=1)[ok] / scales[ok]))
-            rows.append({"subset": subset, "net": name, "rule": rule, "mase": mase, "choice": f"{kind} {w:g}"})
+            choice = "+".join(f"{kind} {w:g}" for kind, w in mixture) if len(mixture) < 4 else f"{len(mixture)} pairs"
+            rows.append({"subset": subset, "net": name, "rule": rule, "mase": mase, "choice": choice})
         print(f"{subset} {name}: " + ", ".join(f"{r['choice']} {r['mase']:.4f}" for r in rows[-len(RULES):]),
               flush=True)
     return rows
