@@ -20,7 +20,8 @@ def scaled_errors(histories, actual: np.ndarray, predicted: np.ndarray, season: 
 
 
 class ScaledConformal:
-    """Mixin of a Forecaster with `_forecast(ids, series, h)`: `_conformal` calibrates, `_bands` forecasts the
+    """Mixin of a Forecaster with `_forecast(ids, series, h)` that keeps the series it was fitted on as `ids_` and
+    `series_`: `_conformal` calibrates, `inherit_calibration` takes over a scored fit's, `_bands` forecasts the
     quantiles. `validation_mase_` is the mean scaled error of the forecasts of each series' last horizon (NaN when
     no series is long enough), the figure combinations weigh models by."""
 
@@ -42,27 +43,30 @@ class ScaledConformal:
             return scaled
 
         residuals = holdout_residuals(series, h, errors)  # None for constant series: nothing to calibrate
-        self.residuals_, self.fitted_on_ = residuals, (list(ids), list(series))  # for pool_holdout; not saved
+        self.residuals_ = residuals  # for a fit on all the data that inherits this one's calibration; not saved
         if residuals is None:
             return None
         return Calibration.from_residuals(residuals, "validation" if held_out else "in-sample")
 
-    def pool_holdout(self, scored) -> bool:
-        """In a fit on all of the data that took over the calibration of `scored` (fitted on it less its last
-        points, and scored on them: `inherit`), calibrate instead on the residuals of both windows that fit held
-        out: its validation window's and those of its forecasts of the points it was scored on, which this fit
-        has and it never saw (each series' last h points, from the points before them: holdout_residuals). Two
-        windows of errors where there was one (the choice measured on validation windows: README, Prediction
-        intervals). Returns whether it did; not with covariates (`scored` would need the holdout's), nor where
-        `scored` kept no validation residuals or was fitted on the same data."""
+    def inherit_calibration(self, scored) -> None:
+        """In a fit on all of the data, the calibration of `scored` (fitted on it less its last points, and scored
+        on them), where that was held out: recomputed from the residuals of both windows `scored` never trained
+        on, its validation window's and those of its forecasts of the points it was scored on (each series' last h
+        points, from the points before them: holdout_residuals). Two windows of errors where there was one (the
+        choice measured on validation windows: README, Prediction intervals). With covariates (`scored` would need
+        the holdout's) the validation window's alone."""
+        taken = getattr(scored, "calibration_", None)
+        if taken is None or taken.source == "in-sample":
+            return
+        self.calibration_, self.validation_mase_ = taken, scored.validation_mase_
         validation = getattr(scored, "residuals_", None)
-        if (validation is None or getattr(self, "calibration_", None) is not scored.calibration_
-                or getattr(self, "encoder_", None) is not None or not hasattr(self, "fitted_on_")):
-            return False
-        seen = dict(zip(*scored.fitted_on_))
-        pairs = [(uid, y) for uid, y in zip(*self.fitted_on_) if uid in seen and len(y) - len(seen[uid]) >= self.h_]
-        if not pairs:
-            return False
+        if validation is None or getattr(self, "encoder_", None) is not None:
+            return
+        seen = dict(zip(scored.ids_, scored.series_))
+        pairs = [(uid, y) for uid, y in zip(self.ids_, self.series_)
+                 if uid in seen and len(y) - len(seen[uid]) >= self.h_]
+        if not pairs:  # fitted on the same data: no holdout
+            return
         ids, series = [uid for uid, _ in pairs], [y for _, y in pairs]
 
         def errors(picked, histories, steps):
@@ -71,10 +75,9 @@ class ScaledConformal:
             return scaled_errors(histories, actual, predicted, self.freq_.season)
 
         holdout = holdout_residuals(series, self.h_, errors)
-        if holdout is None or holdout.shape[1] != validation.shape[1]:
-            return False
-        self.calibration_ = Calibration.from_residuals(np.concatenate([validation, holdout]), "validation+holdout")
-        return True
+        if holdout is not None and holdout.shape[1] == validation.shape[1]:
+            self.calibration_ = Calibration.from_residuals(np.concatenate([validation, holdout]),
+                                                           "validation+holdout")
 
     def _bands(self, ids, series, h, probs):
         """Conformal quantiles y_hat + q_j(p) s_i, floored at zero for a series that is never negative."""

@@ -134,6 +134,7 @@ class GradientBoosting(GlobalWindows, ScaledConformal, Forecaster):
     def _fit(self, ids, series, h):
         c = self.config
         self.lookback_ = c.lookback or default_lookback(h, self.freq_.season)
+        self.ids_, self.series_ = ids, series  # for inherit_calibration
         transforms, scaled = self._transformed(series)
         covs = self._covs(ids)
         if c.validate:
@@ -188,9 +189,7 @@ class GradientBoosting(GlobalWindows, ScaledConformal, Forecaster):
         return Stacked(transforms).inverse(z)
 
     def inherit(self, scored: GradientBoosting) -> None:
-        if getattr(scored, "calibration_", None) is not None and scored.calibration_.source != "in-sample":
-            self.calibration_, self.validation_mase_ = scored.calibration_, scored.validation_mase_
-            self.pool_holdout(scored)
+        self.inherit_calibration(scored)
 
     def final_settings(self) -> dict:
         """Without validation windows, the rounds early stopping chose (the most of the models')."""

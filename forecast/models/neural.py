@@ -207,13 +207,12 @@ class NeuralForecaster(GlobalWindows, ScaledConformal, Partnered, Forecaster):
 
     def inherit(self, scored: NeuralForecaster) -> None:
         """A fit on all the data has no held-out windows left: take the combination weight of the fit that had
-        them, and calibrate on the errors of that fit on its validation window and its holdout (pool_holdout)."""
-        if getattr(scored, "calibration_", None) is not None and scored.calibration_.source != "in-sample":
-            self.calibration_, self.validation_mase_ = scored.calibration_, scored.validation_mase_
+        them, and calibrate on the errors of that fit on its validation window and its holdout
+        (inherit_calibration)."""
+        self.inherit_calibration(scored)
         if getattr(self, "partner_kind_", None) is not None and scored.combine_scores_:
             self.combine_weight_, self.combine_scores_ = scored.combine_weight_, scored.combine_scores_
             self.partner_kind_ = scored.partner_kind_
-        self.pool_holdout(scored)  # with the partner and weight just taken over, as `scored` forecast
 
     def _keep_finished_members(self, exc) -> None:
         """After a stop in the middle of member k: keep k if it finished an epoch (its best weights are loaded),
