@@ -25,6 +25,7 @@ import accuracy  # noqa: E402
 import forecast.models.combination as combination  # noqa: E402
 from forecast import registry  # noqa: E402
 from forecast.data import ID, TARGET  # noqa: E402
+from forecast.data.splits import split_holdout  # noqa: E402
 from forecast.metrics import seasonal_scale  # noqa: E402
 from forecast.transforms import Stacked  # noqa: E402
 
@@ -97,9 +98,11 @@ RULES = {
 }
 
 
-def run(subset: str, nets) -> list[dict]:
+def run(subset: str, nets, origin: int = 1) -> list[dict]:
     fit, scored, freq = accuracy.split(subset, "validation")
     h = accuracy.HORIZONS[subset]
+    for _ in range(origin - 1):  # an earlier origin: the horizon before the scored one, and so on
+        fit, scored = split_holdout(fit, h)
     truth = scored.groupby(ID)[TARGET]
     seen, choose = {}, combination.choose_partner
 
@@ -125,9 +128,10 @@ def run(subset: str, nets) -> list[dict]:
         ar = model.partner_._forecast(ids, series, h)
         line = stacked.inverse(combination.theta_lines(scaled, h))
         partners = {"ar": ar, "theta": line, "ar+theta": (ar + line) / 2}
-        actual = np.stack([truth.get_group(i).to_numpy(float)[:h] for i in ids])
+        actual = np.stack([truth.get_group(i).to_numpy(float)[:h] if i in truth.groups else np.full(h, np.nan)
+                           for i in ids])
         scales = np.array([seasonal_scale(y, freq.season) for y in series])
-        ok = np.isfinite(scales) & (scales > 0)
+        ok = np.isfinite(scales) & (scales > 0) & np.isfinite(actual).all(axis=1)  # series too short to score: out
         for rule, pick in RULES.items():
             mixture = pick(errors)  # a pair, or {pair: its share} (the soft rules)
             mixture = mixture if isinstance(mixture, dict) else {mixture: 1.0}
@@ -145,11 +149,16 @@ def main(argv=None) -> None:
     ap.add_argument("--subset", nargs="+", default=list(accuracy.HORIZONS), choices=list(accuracy.HORIZONS))
     ap.add_argument("--models", nargs="+", default=list(accuracy.NETS))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--origin", type=int, default=1,
+                    help="score the K-th horizon from the end of the training files (1: the last; 2: the one before)")
+    ap.add_argument("--out", type=Path, help="also write every row here (CSV)")
     args = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
-    table = pd.DataFrame([row for subset in args.subset for row in run(subset, args.models)])
+    table = pd.DataFrame([row for subset in args.subset for row in run(subset, args.models, args.origin)])
+    if args.out:
+        table.to_csv(args.out, index=False)
     with pd.option_context("display.width", 250, "display.max_columns", 20):
         print("validation MASE, mean over the nets:")
         print(table.pivot_table(index="rule", columns="subset", values="mase", aggfunc="mean").round(4))
