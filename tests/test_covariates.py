@@ -224,6 +224,26 @@ def test_train_predict_and_the_pyfunc_model_agree_with_covariates(tmp_path):
     assert wrong.exit_code == 1 and "no column 'x' for the covariates" in wrong.output
 
 
+@pytest.mark.parametrize("name, params", [
+    ("gru", {"hidden_size": 8, "layers": 1, "epochs": 2, "lookback": 14}), ("gbm", {"max_iter": 20, "lookback": 14})])
+def test_the_saved_model_calibrates_on_the_holdout_with_its_covariates(name, params):
+    data = load(driven(n=90), futr="x", hist="footfall")
+    fit, test = rolling_origins(data.df, 7, 1, 7)[0]
+    scored = registry.create(name, **params).fit(fit, data.freq, 7, covariates=data.covariates)
+    final = registry.create(name, **{**params, **scored.final_settings()}).fit(data.df, data.freq, 7,
+                                                                                covariates=data.covariates)
+    final.inherit(scored)
+    assert final.calibration_.source == "validation+holdout"
+    # the first origin's errors (3 series: 7 origins) are the scored model's forecasts of the holdout, as predict
+    # gives them from the future rows, over each history's seasonal-naive MAE (weekly season)
+    forecast = scored.predict(7, fit, future=next_rows(data.df, fit, 7))["yhat"].to_numpy().reshape(3, 7)
+    histories = [g.to_numpy(float) for _, g in fit.groupby("unique_id")["y"]]
+    scales = np.array([np.mean(np.abs(y[7:] - y[:-7])) for y in histories])
+    expected = (test["y"].to_numpy().reshape(3, 7) - forecast) / scales[:, None]
+    np.testing.assert_allclose(final.holdout_residuals_[:3], expected, rtol=1e-6)
+    assert final.calibration_.n == 2 * scored.calibration_.n  # twice the residuals at the step with the fewest
+
+
 def test_a_naive_model_with_covariates_fails_before_a_run_starts(tmp_path):
     driven(n=40).to_csv(tmp_path / "d.csv", index=False)
     result = run("train", tmp_path / "d.csv", "--model", "naive", "--futr", "x", "--quiet")

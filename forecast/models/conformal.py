@@ -53,14 +53,15 @@ class ScaledConformal:
         on them), where that was held out: recomputed from the residuals of both windows `scored` never trained
         on, its validation window's and those of its forecasts of the points it was scored on (each series' last h
         points, from the points before them: holdout_residuals). Two windows of errors where there was one (the
-        choice measured on validation windows: README, Prediction intervals). With covariates (`scored` would need
-        the holdout's) the validation window's alone."""
+        choice measured on validation windows: README, Prediction intervals). With covariates `scored` reads the
+        holdout's from this fit's data, encoded by its own encoder, as a backtest's fold reads its test rows."""
         taken = getattr(scored, "calibration_", None)
         if taken is None or taken.source == "in-sample":
             return
         self.calibration_, self.validation_mase_ = taken, scored.validation_mase_
         validation = getattr(scored, "residuals_", None)
-        if validation is None or getattr(self, "encoder_", None) is not None:
+        covariates = getattr(self, "encoder_", None) is not None
+        if validation is None or covariates and getattr(self, "history_", None) is None:
             return
         seen = dict(zip(scored.ids_, scored.series_))
         pairs = [(uid, y) for uid, y in zip(self.ids_, self.series_)
@@ -74,7 +75,14 @@ class ScaledConformal:
             actual = np.stack([series[i][len(past):len(past) + steps] for i, past in zip(picked, histories)])
             return scaled_errors(histories, actual, predicted, self.freq_.season)
 
-        holdout = holdout_residuals(series, self.h_, errors)
+        kept = getattr(scored, "covs_", None)
+        if covariates:  # every series' covariates over its whole length, the holdout's included
+            scored._set_covariates(self.ids_, self.history_)
+        try:
+            holdout = holdout_residuals(series, self.h_, errors)
+        finally:
+            scored.covs_ = kept
+        self.holdout_residuals_ = holdout  # for inspection; not saved
         if holdout is not None and holdout.shape[1] == validation.shape[1]:
             self.calibration_ = Calibration.from_residuals(np.concatenate([validation, holdout]),
                                                            "validation+holdout")
