@@ -61,6 +61,7 @@ class TrainResult:
     fitted: object = field(default=None, repr=False)  # the model logged (forecast.models.base.Forecaster)
     fit_history: pd.DataFrame | None = field(default=None, repr=False)  # the data it was fitted on
     error_by_step: pd.DataFrame | None = None  # forecast.metrics.error_by_step of the holdout forecasts
+    intervals: bool = True  # False: scored without intervals, no series being long enough to calibrate them on
 
 
 def data_params(data: Dataset, h: int) -> dict:
@@ -208,13 +209,17 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
                                                                refit, register, on_epoch, (levels, quantiles), full,
                                                                fitter)
         fold_metrics = [scores for scores, _ in folds_out]
-        names = list(fold_metrics[0])
+        names = [k for k in fold_metrics[0] if all(k in m for m in fold_metrics)]  # intervals only if all had them
+        bounds = [c for level in levels for c in level_columns(level)] + [quantile_column(q) for q in quantiles]
+        bounded = all(c in frame for _, frame in folds_out for c in bounds)
+        if not bounded:
+            run.log_params({"intervals": "none: no series was long enough to calibrate them on"})
         metrics = {k: float(np.mean([m[k] for m in fold_metrics])) for k in names}
         spread = {f"{k}_std": float(np.std([m[k] for m in fold_metrics])) for k in names} if len(cuts) > 1 else {}
         run.log_metrics({**metrics, **spread, "train_seconds": seconds})
         summary, flow = backtesting.log_fit_details(run, forecaster, label, plot=not light)
-        bounds = [c for level in levels for c in level_columns(level)] + [quantile_column(q) for q in quantiles]
-        holdout = pd.concat([f for _, f in folds_out], ignore_index=True)[["fold", ID, TIME, TARGET, "yhat", *bounds]]
+        holdout = pd.concat([f for _, f in folds_out], ignore_index=True)
+        holdout = holdout[["fold", ID, TIME, TARGET, "yhat", *(c for c in bounds if c in holdout)]]
         run.log_frame(holdout, "holdout_forecasts.csv")
         steps = error_by_step([(fit, frame) for (fit, _), (_, frame) in zip(cuts, folds_out)], data.freq.season,
                               fit_h if fit_horizon else None)
@@ -239,7 +244,8 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
                        metrics=metrics, train_seconds=seconds, forecast=holdout, fold_metrics=fold_metrics,
                        metrics_std=spread, gradient_flow=flow, gradient_summary=summary, fit_on=fit_on,
                        n_series_scored=n_scored, n_series=data.n_series, covariates=data.covariates,
-                       fitted=forecaster, fit_history=fit_part, error_by_step=steps)
+                       fitted=forecaster, fit_history=fit_part, error_by_step=steps,
+                       intervals=bounded)
 
 
 def _engine(engine: str, master: str | None, data: Dataset, model: str):

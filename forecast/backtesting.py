@@ -99,8 +99,9 @@ def fit_folds(run, forecaster, model: str, hyper: dict, data: Dataset, cuts, hor
         future = None
         if data.covariates.futr:  # the fold's future covariates: the rows after the origin (the test file's)
             future = next_rows(full, fit_part, forecaster.future_steps(h))
-        forecast = forecaster.predict(h, fit_part, *bands, future=future, source=data.path)
-        scores = evaluate(fit_part, test_part, forecast, data.freq.season, *bands)
+        bounded = bands if forecaster.can_bound() else ((), ())  # points only where nothing could calibrate
+        forecast = forecaster.predict(h, fit_part, *bounded, future=future, source=data.path)
+        scores = evaluate(fit_part, test_part, forecast, data.freq.season, *bounded)
         if len(cuts) > 1:
             run.log_metrics({f"fold_{k}": v for k, v in scores.items()}, step=fold)
         out.append((scores, test_part.merge(forecast, on=[ID, TIME], how="left").assign(fold=fold)))
@@ -137,7 +138,7 @@ def log_model(run, forecaster, data: Dataset, history: pd.DataFrame, h: int,
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = forecaster.save(Path(tmp) / "forecaster", extra={"columns": asdict(data.columns)})
         example = history[history[ID] == history[ID].iloc[0]].tail(100).reset_index(drop=True)
-        levels = DEFAULT_LEVELS if getattr(forecaster, "intervals_", True) else ()
+        levels = DEFAULT_LEVELS if forecaster.can_bound() else ()
         covariates, future = forecaster.covariates, None
         if covariates.futr:  # the request then carries the future rows after the history, their y left empty
             steps = forecaster.future_steps(h)

@@ -68,6 +68,9 @@ def echo_result(result, csv) -> None:
     if result.n_series_scored < result.n_series:
         click.echo(f"scored on {result.n_series_scored} of {result.n_series} series; the others are too short to hold "
                    f"out {result.horizon} points and were only fitted")
+    if not result.intervals:
+        click.echo(f"no prediction intervals scored: no series had the {result.horizon + 2} points before the "
+                   "holdout that calibrating them needs; the point forecasts were scored")
     fitted = "all of the data" if result.fit_on == "all" else "the data before the holdout (the model scored)"
     click.echo(f"model: runs:/{result.run_id}/model  ({result.model_uri}), fitted on {fitted}")
     if result.registered:

@@ -157,3 +157,23 @@ def test_the_saved_model_calibrates_on_the_scored_fits_validation_window_and_its
     scales = np.array([np.mean(np.abs(y[12:] - y[:-12])) for y in full])
     np.testing.assert_allclose(bands["yhat_hi_95"].to_numpy().reshape(3, 6), np.maximum(
         yhat + scales[:, None] * spread[None, :, 1], yhat), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["gru", "gbm"])
+def test_series_too_short_to_calibrate_score_the_points_and_say_so(name, tmp_path):
+    path = tmp_path / "four.csv"
+    pd.DataFrame({"ds": pd.date_range("2020-01-01", periods=4, freq="MS"), "y": [1.0, 2.0, 2.0, 5.0]}).to_csv(
+        path, index=False)
+    result = run("train", path, "--model", name, "--horizon", 2, "--quiet", *(TINY_NET if name == "gru" else ()))
+    # two points before the holdout: no series has the 4 that a calibration needs, so the holdout scores points
+    assert "no prediction intervals scored: no series had the 4 points" in result.output
+    (logged,) = MlflowClient().search_runs([MlflowClient().get_experiment_by_name("four").experiment_id])
+    assert logged.data.params["intervals"].startswith("none")
+    assert "mase" in logged.data.metrics and "coverage_80" not in logged.data.metrics
+    holdout = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{logged.info.run_id}/holdout_forecasts.csv"))
+    assert list(holdout.columns) == ["fold", "unique_id", "ds", "y", "yhat"] and len(holdout) == 2
+    # the saved model, fitted on all four points, calibrates on them and gives intervals
+    out = tmp_path / "f.csv"
+    assert run("predict", f"runs:/{logged.info.run_id}/model", path, "--level", 80, "-o", out).exit_code == 0
+    bands = pd.read_csv(out)
+    assert len(bands) == 2 and (bands.yhat_lo_80 <= bands.yhat).all() and (bands.yhat <= bands.yhat_hi_80).all()

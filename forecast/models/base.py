@@ -150,6 +150,10 @@ class Forecaster:
     def _bands(self, ids, series, h, probs) -> tuple[np.ndarray, np.ndarray]:
         raise ModelError(f"model '{self.name}' gives no prediction intervals")
 
+    def can_bound(self) -> bool:
+        """Whether `predict` gives prediction intervals: not from a model saved before them."""
+        return getattr(self, "intervals_", True)
+
     def inherit(self, scored: Forecaster) -> None:
         """Take over from `scored`, the same model fitted on less of the data, what this fit on all of it could not
         learn (the nets: the calibration of their intervals on held-out windows); nothing by default."""

@@ -87,6 +87,10 @@ class ScaledConformal:
             self.calibration_ = Calibration.from_residuals(np.concatenate([validation, holdout]),
                                                            "validation+holdout")
 
+    def can_bound(self) -> bool:
+        """Not without a calibration: no series was long enough for one (forecast.intervals.calibration_plan)."""
+        return getattr(self, "intervals_", True) and getattr(self, "calibration_", None) is not None
+
     def _bands(self, ids, series, h, probs):
         """Conformal quantiles y_hat + q_j(p) s_i, floored at zero for a series that is never negative."""
         if getattr(self, "calibration_", None) is None:

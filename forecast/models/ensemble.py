@@ -110,6 +110,9 @@ class Combination(Forecaster):
                                self.weights_)
         return yhat, bands
 
+    def can_bound(self) -> bool:
+        return all(member.can_bound() for member in self.members_)
+
     def inherit(self, scored: Combination) -> None:
         """Each member takes over from its scored twin, and the combination its weights: those logged, chosen on
         the validation of the fit that was scored."""
