@@ -150,6 +150,7 @@ def tune(path, model: str = "gru", horizon: int | None = None, *, trials: int = 
     params = {"model": model, "tune_metric": metric, "tune_folds": folds, "horizon": h, "data_sha256": data.sha256,
               "search_space": json.dumps(space), "fixed": json.dumps(fixed, sort_keys=True)}
     started = time.perf_counter()
+    deadline = None if seconds is None else started + seconds  # of the whole search, the setup included
     with tracking.parent_run(experiment, run_name=f"tune-{model}", uri=tracking_uri, run_id=resume) as parent:
         if resume:
             done = _finished_trials(parent, params, metric)
@@ -172,7 +173,7 @@ def tune(path, model: str = "gru", horizon: int | None = None, *, trials: int = 
             sampled = {name: suggest(trial, name, spec) for name, spec in space.items()}
             hyper = {**fixed, **settings(sampled, h, data.freq.season)}
             number = trial.number + 1
-            pruning = _Pruning(trial, None if seconds is None else started + seconds)
+            pruning = _Pruning(trial, deadline)
             echo(f"trial {number}: {json.dumps(hyper)}")
             try:
                 result = api.backtest(path, model, h, folds=folds, final_fit=False, experiment=experiment,
@@ -196,9 +197,9 @@ def tune(path, model: str = "gru", horizon: int | None = None, *, trials: int = 
                 on_trial(frozen.number + 1, frozen.value)
 
         left = trials - len(done)
-        if left > 0:
-            study.optimize(objective, n_trials=left, timeout=seconds, callbacks=[after],
-                           catch=(ModelError,))
+        if left > 0:  # Optuna's clock starts here, the budget's at the start: no trial starts after the deadline
+            study.optimize(objective, n_trials=left, callbacks=[after], catch=(ModelError,),
+                           timeout=None if deadline is None else max(deadline - time.perf_counter(), 0.0))
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if not complete:
             raise ModelError(f"tune: no trial of {model} finished; see the failed trials' runs in "

@@ -141,3 +141,16 @@ def test_the_nets_head_is_searched_only_where_there_are_future_covariates(tmp_pa
             assert "--head" in result.command
     assert spaces["x"]["head"] == ["choice", ["local", "linear"]]
     assert "head" not in spaces[None] and set(spaces[None]) == set(spaces["x"]) - {"head"}
+
+
+def test_no_trial_starts_after_the_budget_runs_out(split):
+    """The budget counts from the start of the search, setting up included: Optuna's own clock, which starts later,
+    must not start trials that the budget then stops at their first epoch (a fresh store takes seconds to set up);
+    at most the one running is stopped."""
+    train, test = split
+    lines = []
+    result = tuning.tune(train, "gru", trials=500, timeout="20s", test_path=test, echo=lines.append, hidden_size=8,
+                         layers=1, epochs=4, ensemble=1)
+    stopped = [line for line in lines if "budget ran out" in line]
+    assert len(stopped) <= 1, stopped
+    assert 1 <= (result.trials["state"] == "COMPLETE").sum() < 500
