@@ -254,7 +254,8 @@ def run_pipeline(path, only: str | None = None, tracking_uri: str | None = None,
             row = {"label": spec.label, "model": spec.model, "status": "FINISHED", **shown,
                    **{k: v for k, v in result.metrics_std.items() if k.removesuffix("_std") in shown}}
             rows.append({**row, "train_seconds": result.train_seconds, "run_id": result.run_id})
-            echo(f"  {pipeline.metric} {result.metrics[pipeline.metric]:.4g}  ({result.train_seconds:.1f} s)")
+            value = result.metrics.get(pipeline.metric)  # none: no intervals where nothing could calibrate them
+            echo(f"  {pipeline.metric} {'none' if value is None else f'{value:.4g}'}  ({result.train_seconds:.1f} s)")
         board = leaderboard(rows, pipeline.metric)
         parent.log_frame(board, "leaderboard.csv")
         table = report.render(report.with_spread(board.drop(columns=["run_id"], errors="ignore")), "markdown")

@@ -136,6 +136,21 @@ def test_a_failing_model_is_recorded_and_the_others_finish(m3_csv, tmp_path):
                       "gru-small": "FINISHED", "exploding": "FAILED"}
 
 
+def test_a_model_without_intervals_ranks_last_by_an_interval_metric(tmp_path):
+    pd.DataFrame({"ds": pd.date_range("2020-01-01", periods=4, freq="MS"), "y": [1.0, 2.0, 2.0, 5.0]}).to_csv(
+        tmp_path / "four.csv", index=False)  # two points before the holdout: too few for the gru to calibrate on
+    text = ("name: four\ndata: {path: four.csv}\nhorizon: 2\nmetric: msis\nmodels:\n"
+            "  - {model: gru, params: {hidden_size: 8, layers: 1, epochs: 2, lookback: 4}}\n  - naive\n")
+    result = CliRunner().invoke(main, ["run", str(write(tmp_path, "four.yaml", text))])
+    assert result.exit_code == 0, result.output
+    assert "msis none" in result.output
+    (parent,) = MlflowClient().search_runs([MlflowClient().get_experiment_by_name("four").experiment_id],
+                                           "tags.mlflow.runName = 'four'")
+    board = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{parent.info.run_id}/leaderboard.csv"))
+    assert board["label"].tolist() == ["naive", "gru"] and board["msis"].isna().tolist() == [False, True]
+    assert board["mase"].notna().all()
+
+
 @pytest.mark.parametrize("text, message", [
     ("name: x\ndata: {path: data.csv}\nmodels: [naive]\nfolds: 3\n",
      "unknown key(s) folds in the file; valid keys: name, data, horizon, backtest, metric, models"),
