@@ -99,6 +99,25 @@ def test_calendar_features_encode_the_position_in_the_day_and_week():
 
 # -- the future values
 
+@pytest.mark.parametrize("name, params", [
+    ("gru", {"hidden_size": 8, "layers": 1, "epochs": 2, "lookback": 14}), ("gbm", {"max_iter": 20, "lookback": 14})])
+def test_calendar_features_alone_forecast_past_the_trained_horizon(name, params):
+    """Calendar features follow from the dates, so a model with no other covariates goes on recursively; one with
+    --futr or --hist columns cannot (their values past the future file or the origin are unknown)."""
+    data = load(driven(n=120), calendar=True)
+    model = registry.create(name, **params).fit(data.df, data.freq, 7, covariates=data.covariates)
+    long = model.predict(17, levels=(80,))
+    assert len(long) == 3 * 17 and long["yhat"].notna().all()
+    short = model.predict(7)
+    np.testing.assert_allclose(long.groupby("unique_id").head(7)["yhat"], short["yhat"], rtol=1e-9)
+    assert (long["yhat_lo_80"] <= long["yhat"]).all() and (long["yhat"] <= long["yhat_hi_80"]).all()
+    for roles in ({"futr": "x", "calendar": True}, {"hist": "footfall"}):
+        other = load(driven(n=120), **roles)
+        fitted = registry.create(name, **params).fit(other.df, other.freq, 7, covariates=other.covariates)
+        with pytest.raises(ModelError, match="trained with covariates to forecast 7 steps; it cannot forecast 17"):
+            fitted.predict(17, future=next_rows(other.df, other.df, 17) if "futr" in roles else None)
+
+
 def test_future_rows_are_checked_naming_the_series_column_and_stamp():
     data = load(driven(n=60), futr="x")
     model = registry.create("ar").fit(data.df, data.freq, 5, covariates=data.covariates)

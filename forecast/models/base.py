@@ -212,9 +212,16 @@ class GlobalWindows:
         return WindowCovariates([r[0] for r in rows], self.encoder_.future_index, static)
 
     def future_steps(self, h: int) -> int:
-        """The model forecasts its horizon at once, reading the future covariates of all of it; longer horizons
-        would need covariates it cannot forecast (the --hist ones)."""
-        if getattr(self, "encoder_", None) is not None and h > self.h_:
-            raise ModelError(f"model '{self.name}' was trained with covariates to forecast {self.h_} steps; it "
-                             f"cannot forecast {h}: train it with --horizon {h}")
-        return max(h, self.h_) if self.covariates.futr else h
+        """The model forecasts its horizon at once, reading the future covariates of all of it, and past it one
+        horizon at a time. Calendar features follow from the dates, so a model with no other covariates forecasts
+        any horizon; longer horizons than its own would need values of the --futr columns past the future file and
+        of the --hist ones past the origin."""
+        spec = self.covariates
+        if getattr(self, "encoder_", None) is None:
+            return h
+        if spec.futr or spec.hist:
+            if h > self.h_:
+                raise ModelError(f"model '{self.name}' was trained with covariates to forecast {self.h_} steps; it "
+                                 f"cannot forecast {h}: train it with --horizon {h}")
+            return max(h, self.h_) if spec.futr or spec.calendar else h
+        return -(-h // self.h_) * self.h_ if spec.calendar else h  # every step the windows of each horizon read
