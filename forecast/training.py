@@ -139,14 +139,18 @@ def make_scheduler(optimizer, schedule: str, total_steps: int):
 
 @torch.no_grad()
 def evaluate_loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, batch_size: int,
-                  w: torch.Tensor | None = None) -> float:
+                  w: torch.Tensor | None = None) -> tuple[float, float]:
+    """(`loss_fn` over the windows (x, y), each weighted by `w` when given; their plain mean absolute error), from
+    one pass of the net."""
     net.eval()
-    total = 0.0
+    total = plain = 0.0
     for start in range(0, len(x), batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
         wb = None if w is None else w[start:start + batch_size]
-        total += loss_fn(net(xb), yb, wb).item() * (len(xb) if wb is None else wb.sum().item())
-    return total / max(len(x) if w is None else w.sum().item(), 1e-12)
+        out = net(xb)
+        total += loss_fn(out, yb, wb).item() * (len(xb) if wb is None else wb.sum().item())
+        plain += (out - yb).abs().mean().item() * len(xb)
+    return total / max(len(x) if w is None else w.sum().item(), 1e-12), plain / max(len(x), 1)
 
 
 def fit_network(net: nn.Module, train: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...] | None,
@@ -241,9 +245,9 @@ def fit_network(net: nn.Module, train: tuple[np.ndarray, ...], val: tuple[np.nda
                        "lr": optimizer.param_groups[0]["lr"]}
             history.train_loss.append(metrics["train_loss"])
             # without validation windows the latest epoch is the best so far: the schedule decides the end
-            score = metrics["train_loss"] if val is None else evaluate_loss(net, x_val, y_val, loss_fn,
-                                                                            4 * cfg.batch_size, w_val)
-            if val is not None:
+            score = metrics["train_loss"]
+            if val is not None:  # val_mae: the same measure whatever the loss, for comparing trainings (tuning)
+                score, metrics["val_mae"] = evaluate_loss(net, x_val, y_val, loss_fn, 4 * cfg.batch_size, w_val)
                 metrics["val_loss"] = score
                 history.val_loss.append(score)
             if not np.isfinite(score):

@@ -1,6 +1,6 @@
 """`forecast tune`: Optuna's TPE sampler over a documented search space per model, every trial a rolling-origin
 backtest on the training data only (the last folds before the holdout, never the holdout itself), logged as a child
-run of one parent run; hopeless net trials pruned from their per-epoch validation loss. The best configuration is
+run of one parent run; hopeless net trials pruned from their per-epoch validation MAE. The best configuration is
 then trained once more as `forecast train` would (scored on the holdout, fitted on all of the data) and its model
 logged to the parent run too. The study lives in MLflow: `--resume PARENT` rebuilds it from the finished trials."""
 
@@ -224,7 +224,8 @@ def tune(path, model: str = "gru", horizon: int | None = None, *, trials: int = 
 
 
 class _Pruning:
-    """on_epoch for a trial: the per-epoch validation loss of the first fold's (first member's) training reported to
+    """on_epoch for a trial: the per-epoch validation MAE (in the nets' transformed space, whatever the trial's
+    --loss, so that trials of different losses compare) of the first fold's (first member's) training reported to
     Optuna, which may stop the trial (its run then ends KILLED); a trial still training when the budget (`deadline`,
     time.perf_counter's) runs out is stopped too."""
 
@@ -234,13 +235,13 @@ class _Pruning:
     def __call__(self, epoch, metrics):
         if self.deadline is not None and time.perf_counter() > self.deadline:
             raise Pruned(f"stopped at epoch {epoch}: the --timeout budget ran out")
-        if self.done or epoch <= self.last or "val_loss" not in metrics:
+        if self.done or epoch <= self.last or "val_mae" not in metrics:
             self.done = self.done or epoch <= self.last
             return
         self.last = epoch
-        self.trial.report(float(metrics["val_loss"]), epoch)
+        self.trial.report(float(metrics["val_mae"]), epoch)  # the same measure whatever the trial's --loss
         if self.trial.should_prune():
-            raise Pruned(f"pruned at epoch {epoch}: validation loss {metrics['val_loss']:.4g} worse than the median "
+            raise Pruned(f"pruned at epoch {epoch}: validation MAE {metrics['val_mae']:.4g} worse than the median "
                          "of earlier trials")
 
 

@@ -209,3 +209,40 @@ def test_member_lookbacks_start_at_the_base_even_for_a_one_step_window():
 
     assert member_lookbacks(1, 1) == [1]
     assert member_lookbacks(36, 6) == [36, 54, 27, 72, 45, 36]
+
+
+@pytest.mark.parametrize("loss", ["smape", "mase"])
+def test_every_epoch_reports_the_validation_mae_beside_the_loss_trained_on(loss):
+    """val_loss is the loss trained on (sMAPE, or MAE weighted per window for mase), val_mae the plain mean
+    absolute error, the same measure whatever the loss: what tuning prunes by."""
+    import torch
+    from torch import nn
+
+    from forecast.training import TrainConfig, fit_network
+
+    class Linear(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.map = nn.Linear(6, 3)
+
+        def forward(self, x, tbptt=None):
+            return self.map(x)
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 6)).astype(np.float32), rng.normal(size=(64, 3)).astype(np.float32)
+    xv, yv = rng.normal(size=(9, 6)).astype(np.float32), rng.normal(size=(9, 3)).astype(np.float32)
+    weights = np.linspace(0.5, 2.0, 9).astype(np.float32)
+    val = (xv, yv, weights) if loss == "mase" else (xv, yv)
+    seen = []
+    net = Linear()
+    history = fit_network(net, (x, y, np.ones(64, np.float32)) if loss == "mase" else (x, y), val,
+                          TrainConfig(epochs=3, batch_size=16, loss=loss, device="cpu", patience=5),
+                          lambda epoch, metrics: seen.append(metrics))
+    best = seen[history.best_epoch - 1]  # the weights left in the net are the best epoch's
+    with torch.no_grad():
+        errors = (net(torch.as_tensor(xv)) - torch.as_tensor(yv)).abs().numpy()
+    assert best["val_mae"] == pytest.approx(errors.mean(), rel=1e-5)
+    expected = ((errors * weights[:, None]).mean(axis=1).sum() / weights.sum() if loss == "mase" else
+                np.mean(2 * np.tanh(errors / 2)))
+    assert best["val_loss"] == pytest.approx(expected, rel=1e-5)
+    assert best["val_loss"] != pytest.approx(best["val_mae"], rel=1e-3)
