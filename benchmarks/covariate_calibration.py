@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from forecast import api, registry
 from forecast.covariates import next_rows
-from forecast.data import TARGET, TIME
-from forecast.intervals import interval_score
+from forecast.data import TIME
+from forecast.metrics import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "electricity_demand_vic_2014.csv"
@@ -42,19 +41,14 @@ def run(name: str, days: int) -> pd.DataFrame:
         saved = registry.create(name, **{**params, **scored.final_settings()}).fit(upto, data.freq, H,
                                                                                     covariates=data.covariates)
         saved.inherit(scored)
-        truth = df[TARGET].to_numpy()[cut:cut + H]
-        y = upto[TARGET].to_numpy()
-        scale = np.mean(np.abs(y[H:] - y[:-H]))
+        truth = next_rows(df, upto, H)
         for label, calibration in (("validation", scored.calibration_), ("pooled", saved.calibration_)):
             kept, saved.calibration_ = saved.calibration_, calibration
-            bands = saved.predict(H, upto, levels=(80, 95), future=next_rows(df, upto, H))
+            bands = saved.predict(H, upto, levels=(80, 95), future=truth)
             saved.calibration_ = kept
-            row = {"origin": str(upto[TIME].iloc[-1]), "calibration": label}
-            for level in (80, 95):
-                lo, hi = bands[f"yhat_lo_{level}"].to_numpy(), bands[f"yhat_hi_{level}"].to_numpy()
-                row[f"coverage_{level}"] = 100 * np.mean((truth >= lo) & (truth <= hi))
-                row[f"msis_{level}"] = interval_score(truth, lo, hi, level).mean() / scale
-            rows.append(row)
+            scores = evaluate(upto, truth, bands, data.freq.season, levels=(80, 95))  # MSIS over the lag-48 MAE
+            rows.append({"origin": str(upto[TIME].iloc[-1]), "calibration": label,
+                         **{k: scores[k] for k in ("coverage_80", "coverage_95", "msis_80", "msis_95")}})
         print(rows[-2], rows[-1], flush=True)
     return pd.DataFrame(rows)
 

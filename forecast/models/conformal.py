@@ -89,7 +89,7 @@ class ScaledConformal:
 
     def can_bound(self) -> bool:
         """Not without a calibration: no series was long enough for one (forecast.intervals.calibration_plan)."""
-        return getattr(self, "intervals_", True) and getattr(self, "calibration_", None) is not None
+        return super().can_bound() and getattr(self, "calibration_", None) is not None
 
     def _bands(self, ids, series, h, probs):
         """Conformal quantiles y_hat + q_j(p) s_i, floored at zero for a series that is never negative."""
