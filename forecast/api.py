@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from forecast import backtesting, registry
-from forecast.covariates import read_future, refuse
+from forecast.covariates import read_future
 from forecast.data import (
     ID,
     TARGET,
@@ -169,7 +169,7 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
                             "--horizon or fewer --folds")
     forecaster = registry.create(model, **hyper)  # bad settings are refused before a run starts
     if data.covariates:  # and covariates the model cannot use
-        refuse(model, data.covariates, forecaster.covariate_roles)
+        forecaster.refuse(data.covariates)
     fitter = _engine(engine, spark_master, data, model) if model in registry.PER_SERIES else None  # nets: here
     neural = model in registry.NEURAL
     experiment = experiment or Path(path).stem

@@ -19,6 +19,8 @@ from pandas.tseries.frequencies import to_offset
 from forecast.data import ID, TARGET, TIME, Columns, Covariates, Frequency, to_long
 from forecast.errors import DataError, ModelError
 
+ROLES = ("futr", "hist", "static", "calendar")  # what a covariate column can be (forecast.data.Covariates)
+
 # -- calendar features
 
 def _calendar_parts(freq: Frequency) -> list[str]:
@@ -242,12 +244,12 @@ def check_future(future: pd.DataFrame | None, history: pd.DataFrame, spec: Covar
     return merged
 
 
-def refuse(model: str, spec: Covariates, allowed: tuple[str, ...] = ()) -> None:
-    """Refuse the roles a model cannot use, in one line."""
-    used = [role for role in ("futr", "hist", "static", "calendar") if getattr(spec, role)]
+def refuse(model: str, spec: Covariates, allowed: tuple[str, ...] = (), what: str = "model") -> None:
+    """Refuse the roles a model (`what`: or a combination's member) cannot use, in one line."""
+    used = [role for role in ROLES if getattr(spec, role)]
     wrong = [role for role in used if role not in allowed]
     if wrong:
-        what = ", ".join(f"--{r}" for r in wrong)
+        roles = ", ".join(f"--{r}" for r in wrong)
         takes = f"it takes {', '.join('--' + r for r in allowed)}" if allowed else "it takes no covariates"
-        raise ModelError(f"model '{model}' cannot use {what}: {takes}; the nets (rnn, lstm, gru, transformer) "
+        raise ModelError(f"{what} '{model}' cannot use {roles}: {takes}; the nets (rnn, lstm, gru, transformer) "
                          "take every role")

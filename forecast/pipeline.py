@@ -10,11 +10,11 @@ import pandas as pd
 import yaml
 
 from forecast import registry
+from forecast.covariates import ROLES  # covariates, per data set or per model
 from forecast.errors import ForecastError
 
 TOP_KEYS = ("name", "data", "horizon", "backtest", "metric", "models", "combine")
 COMBINE_KEYS = ("name", "members", "how")
-ROLES = ("futr", "hist", "static", "calendar")  # covariates, per data set or per model (forecast.covariates)
 DATA_KEYS = ("path", "test", "id_col", "time_col", "target_col", "freq", "season", "fill", "aggregate", *ROLES)
 BACKTEST_KEYS = ("folds", "step", "refit")
 MODEL_KEYS = ("model", "label", "params", *ROLES)
@@ -124,7 +124,7 @@ def load_pipeline(path) -> Pipeline:
     duplicated = sorted({label for label in labels if labels.count(label) > 1})
     if duplicated:
         raise PipelineError(f"{file}: label(s) {', '.join(duplicated)} used twice; give each model its own label")
-    combine = _combinations(doc.get("combine"), models, file)
+    combine = _combinations(doc.get("combine"), models, data, file)
     labels += [c.label for c in combine]
     duplicated = sorted({label for label in labels if labels.count(label) > 1})
     if duplicated:
@@ -136,9 +136,18 @@ def load_pipeline(path) -> Pipeline:
                     refit=bool(backtest.get("refit", True)), metric=metric, models=models, combine=combine)
 
 
-def _combinations(value, models: list[ModelSpec], file: Path) -> list[ModelSpec]:
+def _roles(spec: ModelSpec, data: dict) -> dict:
+    """The covariates `spec` uses, comparable: each role's columns as a tuple, the calendar as a flag."""
+    def columns(value):
+        names = value.split(",") if isinstance(value, str) else value or []
+        return tuple(str(name).strip() for name in names if str(name).strip())
+
+    return {k: bool(v) if k == "calendar" else columns(v) for k, v in spec.covariates(data).items()}
+
+
+def _combinations(value, models: list[ModelSpec], data: dict, file: Path) -> list[ModelSpec]:
     """The `combine` entries (one mapping or a list of them) as specs of the model "combination", their members
-    (labels of the pipeline's models, each a different model without covariates of its own) resolved."""
+    (labels of the pipeline's models, each a different model, all with the same covariates) resolved."""
     if value is None:
         return []
     entries = value if isinstance(value, list) else [value]
@@ -159,8 +168,13 @@ def _combinations(value, models: list[ModelSpec], file: Path) -> list[ModelSpec]
         names = [s.model for s in specs]
         if len(set(names)) < len(names) or "combination" in names:
             raise PipelineError(f"{file}: combine[{i}]: members must be different models, not {', '.join(names)}")
-        if any(s.roles for s in specs):
-            raise PipelineError(f"{file}: combine[{i}]: members with covariates of their own cannot be combined yet")
+        roles = [_roles(s, data) for s in specs]
+        if any(r != roles[0] for r in roles):
+            used = "; ".join(f"{s.label}: " + (", ".join(k if k == "calendar" else f"{k} {','.join(v)}"
+                                                          for k, v in r.items() if v) or "none")
+                             for s, r in zip(specs, roles))
+            raise PipelineError(f"{file}: combine[{i}]: members must use the same covariates ({used}); combine "
+                                "models with the same roles")
         params = {"members": ",".join(names), "how": entry.get("how", "median"),
                   "params": {s.model: s.params for s in specs if s.params}}
         try:
@@ -168,7 +182,7 @@ def _combinations(value, models: list[ModelSpec], file: Path) -> list[ModelSpec]
         except ForecastError as exc:
             raise PipelineError(f"{file}: combine[{i}]: {exc}") from None
         out.append(ModelSpec(label=str(entry.get("name") or f"combination-{i}"), model="combination",
-                             params=params, roles={}))
+                             params=params, roles=specs[0].roles))
     return out
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from forecast import api, pipeline
 from forecast.models.ensemble import combine_values, inverse_error_weights
+from forecast.serving import RequestError
 from tests.conftest import write
 
 MEMBERS = "ar,seasonal-naive,gbm"
@@ -94,3 +95,87 @@ combine: {{name: c, members: [naive, gru]}}
 """)
     with pytest.raises(pipeline.PipelineError, match=r"member\(s\) gru not among the models; labels: naive, ar"):
         pipeline.load_pipeline(path)
+
+
+# -- with covariates: every member reads them, the combination forecasts from the future file like any model
+
+def _driven(tmp_path):
+    """Daily series y = 10 + 3 x + noise, x known in advance (tests/test_covariates.py), split into a history and
+    the future file of its last 7 rows."""
+    from tests.test_covariates import driven
+
+    df = driven(n=90).drop(columns=["footfall", "kind"])
+    history, ahead = df.groupby("unique_id").head(83), df.groupby("unique_id").tail(7)
+    history.to_csv(tmp_path / "history.csv", index=False)
+    ahead.drop(columns="y").to_csv(tmp_path / "future.csv", index=False)
+    return history, ahead
+
+
+def test_a_combination_with_covariates_forecasts_the_combination_of_its_members(tmp_path):
+    history, ahead = _driven(tmp_path)
+    roles = {"futr": "x", "calendar": True}
+    combo = api.train(tmp_path / "history.csv", "combination", 7, members="ar,gbm", how="mean",
+                      params={"gbm": {**GBM, "lookback": 14}}, **roles)
+    alone = [api.train(tmp_path / "history.csv", "ar", 7, **roles),
+             api.train(tmp_path / "history.csv", "gbm", 7, **GBM, lookback=14, **roles)]
+    assert mlflow.get_run(combo.run_id).data.params["covariates_futr"] == "x"
+    request = pd.concat([history, ahead.drop(columns="y")]).sort_values(["unique_id", "ds"])
+    request = request.assign(ds=request["ds"].astype(str))
+
+    def served(uri):
+        return mlflow.pyfunc.load_model(uri).predict(request, params={"level": [80.0]})
+
+    got, members = served(combo.model_uri), [served(r.model_uri) for r in alone]
+    for column in ("yhat", "yhat_lo_80", "yhat_hi_80"):
+        expected = np.mean([m[column].to_numpy() for m in members], axis=0)
+        np.testing.assert_allclose(got[column].to_numpy(), expected, rtol=1e-6)
+    # the covariate moves y by 3 x (mean absolute deviation 0.75): read, it leaves the noise and the members' errors
+    assert np.mean(np.abs(got["yhat"].to_numpy() - ahead["y"].to_numpy())) < 0.15
+    model = mlflow.pyfunc.load_model(combo.model_uri)
+    with pytest.raises(RequestError, match=r"the model reads future covariates \(x\): give their values for the 7 "
+                                           "steps ahead"):
+        model.predict(history.assign(ds=history["ds"].astype(str)), params={"horizon": 7})
+
+
+def test_a_combination_member_that_cannot_use_the_covariates_is_named(tmp_path):
+    from click.testing import CliRunner
+
+    from forecast.cli import main
+
+    _driven(tmp_path)
+    result = CliRunner().invoke(main, ["train", str(tmp_path / "history.csv"), "--model", "combination",
+                                       "--members", "gbm,naive", "--futr", "x", "--quiet"])
+    assert result.exit_code == 1
+    assert result.output.strip().startswith("Error: combination member 'naive' cannot use --futr: it takes no "
+                                            "covariates")
+    assert mlflow.search_runs(search_all_experiments=True).empty
+
+
+def test_a_pipeline_combines_members_with_the_same_covariates_only(tmp_path):
+    _driven(tmp_path)
+    models = f"""
+name: covs
+data: {{path: {tmp_path / 'history.csv'}, futr: [x]}}
+horizon: 7
+models:
+  - {{model: ar, label: ar}}
+  - {{model: gbm, label: gbm, params: {{max_iter: 30, lookback: 14}}}}
+  - {{model: seasonal-naive, label: snaive, futr: []}}
+"""
+    path = write(tmp_path, "p.yaml", models + "combine: {name: both, members: [ar, gbm], how: mean}\n")
+    result = pipeline.run_pipeline(path, echo=lambda *_: None)
+    board = result.leaderboard.set_index("label")
+    assert (board["status"] == "FINISHED").all(), board
+    client = mlflow.MlflowClient()
+    assert client.get_run(board.loc["both", "run_id"]).data.params["covariates_futr"] == "x"
+
+    def holdout(label):
+        run_id = board.loc[label, "run_id"]
+        return pd.read_csv(client.download_artifacts(run_id, "holdout_forecasts.csv", str(tmp_path / label)))
+
+    np.testing.assert_allclose(holdout("both")["yhat"], (holdout("ar")["yhat"] + holdout("gbm")["yhat"]) / 2,
+                               rtol=1e-9)
+    mixed = write(tmp_path, "q.yaml", models + "combine: {name: c, members: [snaive, gbm]}\n")
+    with pytest.raises(pipeline.PipelineError, match=r"combine\[1\]: members must use the same covariates "
+                                                     r"\(snaive: none; gbm: futr x\)"):
+        pipeline.load_pipeline(mixed)

@@ -70,13 +70,17 @@ class Forecaster:
         self.h_ = int(h)
         self.encoder_ = None
         if covariates:
-            refuse(self.name, covariates, self.covariate_roles)
+            self.refuse(covariates)
             self.encoder_ = CovariateEncoder.fit(df, covariates, freq)
         ids, series = series_arrays(df)
         self._set_covariates(ids, df)
         self._fit(ids, series, self.h_)
         self.history_ = df
         return self
+
+    def refuse(self, covariates: Covariates) -> None:
+        """Refuse, in one line, the covariate roles this model cannot use."""
+        refuse(self.name, covariates, self.covariate_roles)
 
     @property
     def covariates(self) -> Covariates:

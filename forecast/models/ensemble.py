@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from forecast.covariates import CovariateEncoder, refuse
 from forecast.data import NO_COVARIATES
 from forecast.errors import ModelError
 from forecast.models.base import Forecaster
@@ -71,13 +72,22 @@ class Combination(Forecaster):
     name = "combination"
     Config = CombinationConfig
 
+    def refuse(self, covariates) -> None:
+        """Refuse, naming the member, the covariate roles one of the members cannot use."""
+        from forecast import registry
+
+        for name in self.config.names():
+            refuse(name, covariates, registry.model_class(name).covariate_roles, what="combination member")
+
     def fit(self, df, freq, h, on_epoch=None, covariates=NO_COVARIATES):
+        """Fit every member on `df` with the same covariates (each member refuses the roles it cannot use)."""
         from forecast import fits, registry
 
+        self.freq_, self.h_, self.on_epoch_ = freq, int(h), on_epoch
+        self.encoder_ = self.covs_ = None
         if covariates:
-            raise ModelError("model 'combination' does not take covariates yet; combine models trained without "
-                             "them, or train the members on their own")
-        self.freq_, self.h_, self.encoder_, self.covs_, self.on_epoch_ = freq, int(h), None, None, on_epoch
+            self.refuse(covariates)
+            self.encoder_ = CovariateEncoder.fit(df, covariates, freq)  # the same every member fits
         self.members_ = []
         for name in self.config.names():
             member = registry.create(name, **(self.config.params.get(name) or {}))
@@ -86,12 +96,23 @@ class Combination(Forecaster):
             if cached is None:  # not fitted by this pipeline already (forecast.fits)
                 member.checkpoints_ = getattr(self, "checkpoints_", None)
                 member.checkpoint_key_ = f"{getattr(self, 'checkpoint_key_', 'fit')}-{name}"
-                cached = member.fit(df, freq, h)
+                cached = member.fit(df, freq, h, covariates=covariates)
                 fits.store(cached, df, h, covariates)
             self.members_.append(cached)
         self._set_weights()
         self.history_ = df
         return self
+
+    def _set_covariates(self, ids, df, future=None, h: int = 0) -> None:
+        """Each member reads the covariates of these series through its own encoder."""
+        super()._set_covariates(ids, df, future, h)
+        if getattr(self, "encoder_", None) is not None:
+            for member in self.members_:
+                member._set_covariates(ids, df, future, h)
+
+    def future_steps(self, h: int) -> int:
+        """The most steps of future covariates any member reads (each refuses a horizon it cannot forecast)."""
+        return max(member.future_steps(h) for member in self.members_)
 
     def _set_weights(self) -> None:
         errors = [getattr(m, "validation_mase_", float("nan")) for m in self.members_]
