@@ -30,6 +30,25 @@ def runs_of(experiment):
     return client.search_runs([found.experiment_id]) if found else []
 
 
+def wait_for_epochs(proc, count: int = 3, seconds: float = 300) -> int:
+    """Wait until the training `proc` has logged `count` epochs of val_loss; fail with its error output if it ends
+    first or never gets there (a loaded CI machine starts torch and the store slowly)."""
+    client = MlflowClient()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        runs = runs_of("air_passengers")
+        seen = len(client.get_metric_history(runs[0].info.run_id, "val_loss")) if runs else 0
+        if seen >= count:
+            return seen
+        if proc.poll() is not None:
+            pytest.fail(f"training ended (exit {proc.returncode}) before {count} epochs: {proc.stderr.read()[-2000:]}")
+        time.sleep(0.3)
+    proc.kill()
+    _, err = proc.communicate(timeout=60)
+    pytest.fail(f"training never logged {count} epochs in {seconds:.0f} s (saw {seen}); its error output: "
+                f"{err[-2000:]}")
+
+
 def test_ctrl_c_ends_the_run_killed_and_keeps_the_best_weights_as_its_model(air_csv, store):
     # epochs enough for hours: it ends only if the Ctrl-C is honoured (500 took seconds, and could end by themselves)
     proc = subprocess.Popen([*FORECAST, "train", str(air_csv), "--model", "gru", "--epochs", "1000000", "--patience",
@@ -38,16 +57,7 @@ def test_ctrl_c_ends_the_run_killed_and_keeps_the_best_weights_as_its_model(air_
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as from a terminal,
     # even where this test runs with Ctrl-C ignored (a CI job started in the background inherits SIG_IGN)
     client = MlflowClient()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        runs = runs_of("air_passengers")
-        seen = len(client.get_metric_history(runs[0].info.run_id, "val_loss")) if runs else 0
-        if seen >= 3:
-            break
-        time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("training never logged three epochs")
+    seen = wait_for_epochs(proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)  # 3.5 s on an idle machine
     assert proc.returncode == 130
@@ -69,14 +79,8 @@ def test_a_training_started_with_ctrl_c_ignored_keeps_ignoring_it(air_csv, store
                              "1000000", "--hidden-size", "16", "--layers", "1", "-q"], stderr=subprocess.PIPE,
                             text=True, env={**os.environ, "MLFLOW_TRACKING_URI": store},
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-    client = MlflowClient()
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            runs = runs_of("air_passengers")
-            if runs and len(client.get_metric_history(runs[0].info.run_id, "val_loss")) >= 3:
-                break
-            time.sleep(0.3)
+        wait_for_epochs(proc)
         for _ in range(20):  # Ctrl-C after Ctrl-C, landing in and between store calls
             proc.send_signal(signal.SIGINT)
             time.sleep(0.1)
