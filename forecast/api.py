@@ -176,7 +176,7 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
     fit_on = "all" if final_fit or test is not None else "holdout"
     n_scored = int(cuts[-1][1][ID].nunique())
     params = {"model": model, **forecaster.resolve_config(fit_h, data.freq.season), **data_params(data, h),
-              "folds": folds, "step": step, "refit": refit if model in registry.GLOBAL else True,
+              "folds": folds, "step": step, "refit": refit if model in (*registry.GLOBAL, "combination") else True,
               "test_file": str(test_path) if test_path else None, "n_series_scored": n_scored,
               "levels": ",".join(f"{v:g}" for v in levels), "quantiles": ",".join(f"{v:g}" for v in quantiles),
               **({"fit_horizon": fit_h} if fit_horizon else {}),

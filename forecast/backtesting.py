@@ -64,20 +64,22 @@ def fit_final(run, scored, model: str, hyper: dict, data: Dataset, h: int, regis
 
 def fit_folds(run, forecaster, model: str, hyper: dict, data: Dataset, cuts, horizons: tuple[int, int], refit: bool,
                register: str | None, on_epoch, bands: tuple, full: pd.DataFrame, engine=None):
-    """Fit (refit per fold, except nets with refit=False) and forecast every fold (the future covariates from
-    `full`, the data with the test file's); the per-epoch metrics of the model that ends up logged go to the
-    run. `horizons`: (the horizon fitted for, the horizon forecast and scored); `engine`: where the per-series
-    models are fitted (forecast.spark.fitter; None: here). Returns (the last model,
-    [(scores, holdout frame)], fit seconds)."""
+    """Fit (refit per fold, except the global models, alone or in a combination, with refit=False) and forecast
+    every fold (the future covariates from `full`, the data with the test file's); the per-epoch metrics of the
+    model that ends up logged go to the run. `horizons`: (the horizon fitted for, the horizon forecast and
+    scored); `engine`: where the per-series models are fitted (forecast.spark.fitter; None: here). Returns (the
+    last model, [(scores, holdout frame)], fit seconds)."""
     fit_h, h = horizons
     out, seconds = [], 0.0
     for fold, (fit_part, test_part) in enumerate(cuts, start=1):
         if fold == 1 or refit or model not in registry.GLOBAL:
             if fold > 1:
                 checkpoints = getattr(forecaster, "checkpoints_", None)
-                forecaster = registry.create(model, **hyper)
+                previous, forecaster = forecaster, registry.create(model, **hyper)
                 forecaster.resolve_config(fit_h, data.freq.season)
                 forecaster.checkpoints_ = checkpoints
+                if not refit and model == "combination":  # its global members trained once, as they are alone
+                    forecaster.kept_ = previous
             forecaster.checkpoint_key_ = f"fold{fold}"
             logged = fold == len(cuts) or not refit
             start = time.perf_counter()

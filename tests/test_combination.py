@@ -151,12 +151,13 @@ def test_a_combination_member_that_cannot_use_the_covariates_is_named(tmp_path):
     assert mlflow.search_runs(search_all_experiments=True).empty
 
 
-def test_a_pipeline_combines_members_with_the_same_covariates_only(tmp_path):
+def test_a_pipeline_combines_members_with_the_same_covariates_only_and_refits_as_they_do(tmp_path):
     _driven(tmp_path)
     models = f"""
 name: covs
 data: {{path: {tmp_path / 'history.csv'}, futr: [x]}}
 horizon: 7
+backtest: {{folds: 3, refit: false}}
 models:
   - {{model: ar, label: ar}}
   - {{model: gbm, label: gbm, params: {{max_iter: 30, lookback: 14}}}}
@@ -173,8 +174,10 @@ models:
         run_id = board.loc[label, "run_id"]
         return pd.read_csv(client.download_artifacts(run_id, "holdout_forecasts.csv", str(tmp_path / label)))
 
-    np.testing.assert_allclose(holdout("both")["yhat"], (holdout("ar")["yhat"] + holdout("gbm")["yhat"]) / 2,
-                               rtol=1e-9)
+    # without refit gbm is trained once, before the first origin, alone and in the combination; AR refits per fold
+    both, ar, gbm = holdout("both"), holdout("ar"), holdout("gbm")
+    assert sorted(both["fold"].unique()) == [1, 2, 3]
+    np.testing.assert_allclose(both["yhat"], (ar["yhat"] + gbm["yhat"]) / 2, rtol=1e-9)
     mixed = write(tmp_path, "q.yaml", models + "combine: {name: c, members: [snaive, gbm]}\n")
     with pytest.raises(pipeline.PipelineError, match=r"combine\[1\]: members must use the same covariates "
                                                      r"\(snaive: none; gbm: futr x\)"):

@@ -88,8 +88,12 @@ class Combination(Forecaster):
         if covariates:
             self.refuse(covariates)
             self.encoder_ = CovariateEncoder.fit(df, covariates, freq)  # the same every member fits
+        kept, self.kept_ = getattr(self, "kept_", None), None  # a backtest without refit: the previous fold's fit
         self.members_ = []
-        for name in self.config.names():
+        for i, name in enumerate(self.config.names()):
+            if kept is not None and name in registry.GLOBAL:  # trained once, before the first origin
+                self.members_.append(kept.members_[i])
+                continue
             member = registry.create(name, **(self.config.params.get(name) or {}))
             member.resolve_config(h, freq.season)  # the default lookback resolved as a lone model's
             cached = fits.lookup(member, df, h, covariates)
