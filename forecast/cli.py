@@ -178,7 +178,8 @@ def tune(csv, model, horizon, quiet, trials, timeout, metric, folds, test_path, 
     click.echo("holdout: " + "  ".join(f"{k} {final.metrics[k]:.4g}" for k in ("smape", "mase", "mae")))
     click.echo(f"model: runs:/{result.run_id}/model  ({final.model_uri}), the parent run's; the same as "
                f"runs:/{final.run_id}/model")
-    click.echo(f"predict: forecast predict runs:/{result.run_id}/model {csv} --horizon {final.horizon}")
+    future = " --future FUTURE.csv" if final.covariates.futr else ""
+    click.echo(f"predict: forecast predict runs:/{result.run_id}/model {csv} --horizon {final.horizon}{future}")
     click.echo(f"reproduce: {result.command}")
     click.echo(f"trials: forecast compare --parent {result.run_id} --metric {metric}")
 

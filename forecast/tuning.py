@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -91,9 +92,19 @@ def settings(sampled: dict, h: int, season: int) -> dict:
     return out
 
 
-def command(path, model: str, h: int, best: dict) -> str:
-    """The `forecast train` command that trains the best configuration (to the same saved model)."""
-    parts = ["forecast train", str(path), "--model", model, "--horizon", str(h)]
+def command(path, model: str, h: int, best: dict, columns: dict | None = None, test_path=None) -> str:
+    """The `forecast train` command that trains the best configuration (to the same saved model): the data read as
+    the search read it (`columns`: forecast.api.DATA_OPTIONS, covariates included) and scored on `test_path`."""
+    parts = ["forecast train", shlex.quote(str(path)), "--model", model, "--horizon", str(h)]
+    for name, value in (columns or {}).items():
+        option = "--target" if name == "target_col" else "--" + name.replace("_", "-")
+        if value is True:
+            parts.append(option)
+        elif value not in (None, False, "", [], ()):
+            text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+            parts += [option, shlex.quote(text)]
+    if test_path is not None:
+        parts += ["--test", shlex.quote(str(test_path))]
     for name, value in best.items():
         option = "--" + name.replace("_", "-")
         if isinstance(value, bool):
@@ -219,7 +230,7 @@ def tune(path, model: str = "gru", horizon: int | None = None, *, trials: int = 
         model_uri, _ = api.log_fitted(parent, final, data)
         final.model_uri = model_uri
     return TuneResult(run_id=parent.run_id, best_params=best, best_value=float(study.best_value), trials=table,
-                      final=final, command=command(path, model, h, best),
+                      final=final, command=command(path, model, h, best, columns, test_path),
                       seconds=time.perf_counter() - started)
 
 

@@ -76,7 +76,7 @@ def test_the_best_is_trained_again_and_logged_to_the_parent(split):
     forecasts = mlflow.pyfunc.load_model(f"runs:/{result.run_id}/model").predict(pd.read_csv(train))
     final = mlflow.pyfunc.load_model(f"runs:/{result.final.run_id}/model").predict(pd.read_csv(train))
     pd.testing.assert_frame_equal(forecasts, final)
-    assert result.command.startswith(f"forecast train {train} --model ar --horizon 8 --max-lags ")
+    assert result.command.startswith(f"forecast train {train} --model ar --horizon 8 --test {test} --max-lags ")
 
 
 def test_an_interrupted_study_resumes_with_its_finished_trials(split):
@@ -154,3 +154,29 @@ def test_no_trial_starts_after_the_budget_runs_out(split):
     stopped = [line for line in lines if "budget ran out" in line]
     assert len(stopped) <= 1, stopped
     assert 1 <= (result.trials["state"] == "COMPLETE").sum() < 500
+
+
+def test_the_printed_command_reproduces_the_best_model_with_its_data_options(tmp_path):
+    """The data read as the search read it (a target column of another name, a future covariate): the printed
+    `forecast train` command trains the same model, and the printed predict command asks for the future file."""
+    import shlex
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, 120)
+    pd.DataFrame({"when": pd.date_range("2020-01-01", periods=120, freq="D"),
+                  "load": 10 + 3 * x + rng.normal(0, .1, 120), "x": x}).to_csv(tmp_path / "d.csv", index=False)
+    runner = CliRunner()
+    tuned = runner.invoke(main, ["tune", str(tmp_path / "d.csv"), "--model", "gbm", "--horizon", "7", "--target",
+                                 "load", "--futr", "x", "--trials", "2", "--max-iter", "20"])
+    assert tuned.exit_code == 0, tuned.output
+    lines = dict(line.split(": ", 1) for line in tuned.output.splitlines() if line.startswith(("reproduce", "predict")))
+    assert lines["predict"].endswith("--horizon 7 --future FUTURE.csv")
+    args = shlex.split(lines["reproduce"])
+    assert args[:2] == ["forecast", "train"] and "--target" in args and "--futr" in args
+    again = runner.invoke(main, args[1:] + ["--quiet"])
+    assert again.exit_code == 0, again.output
+    runs = mlflow.search_runs(search_all_experiments=True, order_by=["start_time DESC"])
+    best, reproduced = runs[runs["tags.mlflow.runName"] == "gbm-best"].iloc[0], runs.iloc[0]
+    assert reproduced["params.covariates_futr"] == "x"
+    for metric in ("metrics.smape", "metrics.mae", "metrics.msis"):
+        assert reproduced[metric] == pytest.approx(best[metric], rel=1e-9)
