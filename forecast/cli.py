@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from contextlib import nullcontext
 
@@ -76,7 +77,8 @@ def echo_result(result, csv) -> None:
     if result.registered:
         click.echo(f"registered: {result.registered}")
     future = " --future FUTURE.csv" if result.covariates.futr else ""
-    click.echo(f"predict: forecast predict runs:/{result.run_id}/model {csv} --horizon {result.horizon}{future}")
+    click.echo(f"predict: forecast predict runs:/{result.run_id}/model {shlex.quote(str(csv))} "
+               f"--horizon {result.horizon}{future}")
 
 
 def engine_options(f):
@@ -179,7 +181,8 @@ def tune(csv, model, horizon, quiet, trials, timeout, metric, folds, test_path, 
     click.echo(f"model: runs:/{result.run_id}/model  ({final.model_uri}), the parent run's; the same as "
                f"runs:/{final.run_id}/model")
     future = " --future FUTURE.csv" if final.covariates.futr else ""
-    click.echo(f"predict: forecast predict runs:/{result.run_id}/model {csv} --horizon {final.horizon}{future}")
+    click.echo(f"predict: forecast predict runs:/{result.run_id}/model {shlex.quote(str(csv))} "
+               f"--horizon {final.horizon}{future}")
     click.echo(f"reproduce: {result.command}")
     click.echo(f"trials: forecast compare --parent {result.run_id} --metric {metric}")
 

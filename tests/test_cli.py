@@ -96,6 +96,22 @@ def test_single_series_train_then_predict_to_stdout_and_compare(air_csv):
     assert sorted(ranked) == ["gru", "seasonal-naive"] and smapes == sorted(smapes)
 
 
+def test_the_printed_predict_command_runs_as_printed_from_a_folder_with_a_space(air_csv, tmp_path):
+    import shlex
+
+    csv = tmp_path / "my data" / "air passengers.csv"
+    csv.parent.mkdir()
+    csv.write_text(air_csv.read_text())
+    result = run("train", csv, "--model", "seasonal-naive", "--horizon", 6)
+    assert result.exit_code == 0, result.output
+    line, = [line for line in result.output.splitlines() if line.startswith("predict: forecast predict ")]
+    args = shlex.split(line.removeprefix("predict: forecast "))
+    assert args[2] == str(csv)
+    predicted = run(*args)
+    assert predicted.exit_code == 0, predicted.output
+    assert len(predicted.output.strip().splitlines()) == 7  # the header and 6 months
+
+
 def test_same_seed_gives_the_same_forecast(air_csv):
     first = api.train(air_csv, "lstm", hidden_size=8, layers=1, epochs=3, lookback=12, seed=7)
     second = api.train(air_csv, "lstm", hidden_size=8, layers=1, epochs=3, lookback=12, seed=7)
