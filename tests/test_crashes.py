@@ -18,10 +18,12 @@ from mlflow.tracking import MlflowClient
 
 from forecast import liveness, tracking
 from forecast.cli import main
+from forecast.tracking.store import connect
 
 
 def test_a_killed_training_is_ended_failed_by_the_next_compare(air_csv, store, tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "FORECAST_HEARTBEAT_SECONDS": "0.2"}
+    connect(store)  # made first: the polling client below takes no lock of ours
     proc = subprocess.Popen([sys.executable, "-m", "forecast", "train", str(air_csv), "--model", "lstm",
                              "--epochs", "500", "--patience", "500", "--hidden-size", "8", "--quiet"],
                             env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

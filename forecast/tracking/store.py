@@ -54,11 +54,30 @@ def connect(uri: str | None = None) -> str:
         with open(db.with_name(db.name + ".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                retrying(lambda: MlflowClient(uri).search_experiments(max_results=1))
+                _migrated(uri)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
         _READY.add(uri)
     return uri
+
+
+UNUSABLE = ("unable to open database", "readonly database", "not a database", "disk I/O error", "malformed")
+
+
+def _migrated(uri: str) -> None:
+    """Open the store, MLflow creating or migrating its schema as needed. Another program doing that at the same
+    time without our lock (`mlflow ui`, a script of the user's) makes MLflow's migration fail in many ways, from
+    'table already exists' to alembic's version checks and dropped indexes: try again, with growing pauses, while
+    it finishes, unless the error says the file itself cannot be used."""
+    with _ctrl_c_after():
+        for attempt in range(8):
+            try:
+                MlflowClient(uri).search_experiments(max_results=1)
+                return
+            except Exception as exc:
+                if attempt == 7 or any(sign in str(exc) for sign in UNUSABLE):
+                    raise
+                time.sleep(0.1 * 2 ** attempt)
 
 
 @contextmanager
