@@ -148,3 +148,12 @@ def interval_options(options: dict) -> dict:
     if not options.get("levels"):
         options.pop("levels", None)
     return options
+
+
+def engine_options(f):
+    """--engine and --spark-master of the commands that fit."""
+    f = click.option("--spark-master", help="Spark master for --engine spark [default: the active session, else "
+                                            "local[*]].")(f)
+    return click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
+                        help="Where the per-series models (ar, naive, seasonal-naive) are fitted: this process, or "
+                             "Spark, in buckets of series (pip install -e \".[spark]\"); the nets train here.")(f)
