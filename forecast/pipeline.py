@@ -11,6 +11,7 @@ import yaml
 
 from forecast import registry
 from forecast.covariates import ROLES  # covariates, per data set or per model
+from forecast.data import Covariates
 from forecast.errors import ForecastError
 
 TOP_KEYS = ("name", "data", "horizon", "backtest", "metric", "models", "combine")
@@ -136,13 +137,11 @@ def load_pipeline(path) -> Pipeline:
                     refit=bool(backtest.get("refit", True)), metric=metric, models=models, combine=combine)
 
 
-def _roles(spec: ModelSpec, data: dict) -> dict:
-    """The covariates `spec` uses, comparable: each role's columns as a tuple, the calendar as a flag."""
-    def columns(value):
-        names = value.split(",") if isinstance(value, str) else value or []
-        return tuple(str(name).strip() for name in names if str(name).strip())
-
-    return {k: bool(v) if k == "calendar" else columns(v) for k, v in spec.covariates(data).items()}
+def _described(covariates: Covariates) -> str:
+    """The covariates as the plan and the errors show them: "futr a,b, calendar"; "" for none."""
+    roles = [f"{role} {','.join(getattr(covariates, role))}" for role in ("futr", "hist", "static")
+             if getattr(covariates, role)]
+    return ", ".join(roles + (["calendar"] if covariates.calendar else []))
 
 
 def _combinations(value, models: list[ModelSpec], data: dict, file: Path) -> list[ModelSpec]:
@@ -168,11 +167,12 @@ def _combinations(value, models: list[ModelSpec], data: dict, file: Path) -> lis
         names = [s.model for s in specs]
         if len(set(names)) < len(names) or "combination" in names:
             raise PipelineError(f"{file}: combine[{i}]: members must be different models, not {', '.join(names)}")
-        roles = [_roles(s, data) for s in specs]
-        if any(r != roles[0] for r in roles):
-            used = "; ".join(f"{s.label}: " + (", ".join(k if k == "calendar" else f"{k} {','.join(v)}"
-                                                          for k, v in r.items() if v) or "none")
-                             for s, r in zip(specs, roles))
+        try:
+            used = [Covariates.of(**s.covariates(data)) for s in specs]
+        except ForecastError as exc:
+            raise PipelineError(f"{file}: combine[{i}]: {exc}") from None
+        if any(u != used[0] for u in used):
+            used = "; ".join(f"{s.label}: {_described(u) or 'none'}" for s, u in zip(specs, used))
             raise PipelineError(f"{file}: combine[{i}]: members must use the same covariates ({used}); combine "
                                 "models with the same roles")
         params = {"members": ",".join(names), "how": entry.get("how", "median"),
@@ -208,9 +208,7 @@ def plan(pipeline: Pipeline, models: list[ModelSpec]) -> list[str]:
     lines = [f"pipeline '{pipeline.name}': {data['path'].name}, horizon {pipeline.horizon or 'default'}, {origin}, "
              f"ranked by {pipeline.metric}"]
     for m in models:
-        roles = {k: v for k, v in m.covariates(data).items() if v}
-        used = ", ".join(k if k == "calendar" else f"{k} {v if isinstance(v, str) else ','.join(v)}"
-                         for k, v in roles.items())
+        used = _described(Covariates.of(**m.covariates(data)))
         shown = (f"{m.params['how']} of {m.params['members']}" if m.model == "combination" else m.params or "")
         lines.append(f"  {m.label}: {m.model} {shown}".rstrip() + (f"  covariates: {used}" if used else ""))
     return lines
