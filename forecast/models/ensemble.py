@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from forecast.covariates import CovariateEncoder, refuse
+from forecast.covariates import refuse
 from forecast.data import NO_COVARIATES
 from forecast.errors import ModelError
 from forecast.models.base import Forecaster
@@ -84,10 +84,9 @@ class Combination(Forecaster):
         from forecast import fits, registry
 
         self.freq_, self.h_, self.on_epoch_ = freq, int(h), on_epoch
-        self.encoder_ = self.covs_ = None
+        self.covs_ = None  # the members read the covariates, each through its own encoder
         if covariates:
             self.refuse(covariates)
-            self.encoder_ = CovariateEncoder.fit(df, covariates, freq)  # the same every member fits
         kept, self.kept_ = getattr(self, "kept_", None), None  # a backtest without refit: the previous fold's fit
         self.members_ = []
         for i, name in enumerate(self.config.names()):
@@ -103,16 +102,15 @@ class Combination(Forecaster):
                 cached = member.fit(df, freq, h, covariates=covariates)
                 fits.store(cached, df, h, covariates)
             self.members_.append(cached)
+        self.encoder_ = self.members_[0].encoder_  # the members' covariates (one spec), checked and saved
         self._set_weights()
         self.history_ = df
         return self
 
     def _set_covariates(self, ids, df, future=None, h: int = 0) -> None:
-        """Each member reads the covariates of these series through its own encoder."""
-        super()._set_covariates(ids, df, future, h)
-        if getattr(self, "encoder_", None) is not None:
-            for member in self.members_:
-                member._set_covariates(ids, df, future, h)
+        """Each member reads the covariates of these series through its own encoder; the combination none."""
+        for member in self.members_:
+            member._set_covariates(ids, df, future, h)
 
     def future_steps(self, h: int) -> int:
         """The most steps of future covariates any member reads (each refuses a horizon it cannot forecast)."""
