@@ -67,17 +67,10 @@ UNUSABLE = ("unable to open database", "readonly database", "not a database", "d
 def _migrated(uri: str) -> None:
     """Open the store, MLflow creating or migrating its schema as needed. Another program doing that at the same
     time without our lock (`mlflow ui`, a script of the user's) makes MLflow's migration fail in many ways, from
-    'table already exists' to alembic's version checks and dropped indexes: try again, with growing pauses, while
-    it finishes, unless the error says the file itself cannot be used."""
-    with _ctrl_c_after():
-        for attempt in range(8):
-            try:
-                MlflowClient(uri).search_experiments(max_results=1)
-                return
-            except Exception as exc:
-                if attempt == 7 or any(sign in str(exc) for sign in UNUSABLE):
-                    raise
-                time.sleep(0.1 * 2 ** attempt)
+    'table already exists' to alembic's version checks and dropped indexes: try again while it finishes, unless
+    the error says the file itself cannot be used."""
+    retrying(lambda: MlflowClient(uri).search_experiments(max_results=1),
+             passing=lambda exc: not any(sign in str(exc) for sign in UNUSABLE))
 
 
 @contextmanager
@@ -100,16 +93,23 @@ def _ctrl_c_after():
 CONTENDED = ("locked", "UNIQUE constraint failed", "UniqueViolation", "duplicate key value")
 
 
-def retrying(call, attempts: int = 8):
-    """`call()`, tried again with growing pauses while another process writing the same store gets in the way:
-    SQLite's 'database is locked', or a row both created at once (the same dataset logged by concurrent runs: the
-    store checks, then inserts; the loser finds the row on its next try); a Ctrl-C waits until the call is done."""
+def contended(exc: Exception) -> bool:
+    """Whether `exc` is another process writing the same store: SQLite's 'database is locked', or a row both
+    created at once (the same dataset logged by concurrent runs: the store checks, then inserts; the loser finds the
+    row on its next try)."""
+    return isinstance(exc, (MlflowException, OperationalError, IntegrityError)) and \
+        any(sign in str(exc) for sign in CONTENDED)
+
+
+def retrying(call, attempts: int = 8, passing=contended):
+    """`call()`, tried again with growing pauses while the error it raises is `passing` (by default: another
+    process writing the same store gets in the way); a Ctrl-C waits until the call is done."""
     with _ctrl_c_after():
         for attempt in range(attempts):
             try:
                 return call()
-            except (MlflowException, OperationalError, IntegrityError) as exc:
-                if not any(sign in str(exc) for sign in CONTENDED) or attempt == attempts - 1:
+            except Exception as exc:
+                if not passing(exc) or attempt == attempts - 1:
                     raise
                 time.sleep(0.1 * 2 ** attempt)
 
