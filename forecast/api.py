@@ -90,6 +90,12 @@ def load_test(path, data: Dataset, columns: dict) -> Dataset:
                          **_roles(data.covariates)})
 
 
+def _has_global(forecaster) -> bool:
+    """Whether a backtest without refit trains (part of) the model once: the nets and gbm, alone or combined."""
+    names = forecaster.config.names() if forecaster.name == "combination" else [forecaster.name]
+    return any(name in registry.GLOBAL for name in names)
+
+
 def resolve_horizon(horizon: int | None, data: Dataset, test: Dataset | None) -> int:
     """The horizon given, else the test file's longest series, else the default for the data's season."""
     if horizon:
@@ -176,7 +182,7 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
     fit_on = "all" if final_fit or test is not None else "holdout"
     n_scored = int(cuts[-1][1][ID].nunique())
     params = {"model": model, **forecaster.resolve_config(fit_h, data.freq.season), **data_params(data, h),
-              "folds": folds, "step": step, "refit": refit if model in (*registry.GLOBAL, "combination") else True,
+              "folds": folds, "step": step, "refit": refit if _has_global(forecaster) else True,
               "test_file": str(test_path) if test_path else None, "n_series_scored": n_scored,
               "levels": ",".join(f"{v:g}" for v in levels), "quantiles": ",".join(f"{v:g}" for v in quantiles),
               **({"fit_horizon": fit_h} if fit_horizon else {}),

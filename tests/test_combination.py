@@ -169,6 +169,10 @@ models:
     assert (board["status"] == "FINISHED").all(), board
     client = mlflow.MlflowClient()
     assert client.get_run(board.loc["both", "run_id"]).data.params["covariates_futr"] == "x"
+    assert client.get_run(board.loc["both", "run_id"]).data.params["refit"] == "False"  # its gbm trained once
+    statistical = api.backtest(tmp_path / "history.csv", "combination", 7, folds=2, refit=False,
+                               members="ar,seasonal-naive")
+    assert mlflow.get_run(statistical.run_id).data.params["refit"] == "True"  # both refit per fold, as alone
 
     def holdout(label):
         run_id = board.loc[label, "run_id"]
