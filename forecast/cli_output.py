@@ -90,4 +90,3 @@ def echo_tune(result, csv, metric: str) -> None:
     click.echo(predict_line(result.run_id, csv, final.horizon, bool(final.covariates.futr)))
     click.echo(f"reproduce: {result.command}")
     click.echo(f"trials: forecast compare --parent {result.run_id} --metric {metric}")
-

@@ -92,12 +92,17 @@ def settings(sampled: dict, h: int, season: int) -> dict:
     return out
 
 
+def _option(name: str) -> str:
+    """The `forecast train` option of a setting or data option: --hidden-size, --target (target_col)."""
+    return "--target" if name == "target_col" else "--" + name.replace("_", "-")
+
+
 def command(path, model: str, h: int, best: dict, columns: dict | None = None, test_path=None) -> str:
     """The `forecast train` command that trains the best configuration (to the same saved model): the data read as
     the search read it (`columns`: forecast.api.DATA_OPTIONS, covariates included) and scored on `test_path`."""
     parts = ["forecast train", shlex.quote(str(path)), "--model", model, "--horizon", str(h)]
     for name, value in (columns or {}).items():
-        option = "--target" if name == "target_col" else "--" + name.replace("_", "-")
+        option = _option(name)
         if value is True:
             parts.append(option)
         elif value not in (None, False, "", [], ()):
@@ -106,9 +111,9 @@ def command(path, model: str, h: int, best: dict, columns: dict | None = None, t
     if test_path is not None:
         parts += ["--test", shlex.quote(str(test_path))]
     for name, value in best.items():
-        option = "--" + name.replace("_", "-")
+        option = _option(name)
         if isinstance(value, bool):
-            parts.append(option if value else f"--no-{name.replace('_', '-')}")
+            parts.append(option if value else "--no-" + option[2:])
         elif value is not None:
             parts += [option, repr(value) if isinstance(value, float) else str(value)]
     return " ".join(parts)
