@@ -106,29 +106,37 @@ class Calibration:
     table: np.ndarray  # (h, P) residual quantiles per step
     n: int  # residuals at the step with the fewest
     source: str  # "validation" (held-out windows), "validation+holdout" (and a scored fit's holdout) or "in-sample"
-    growth: bool = True  # past the calibrated horizon (and when pooling steps) the spread grows as sqrt(step)
+    growth: bool = True  # past the calibrated horizon the spread grows as sqrt(step), and pooled steps as below
+    power: float = 0.5  # with growth, pooled steps' spread grows as step ** power: estimated where steps were pooled
 
     GRID = np.round(np.r_[0.001, 0.005, np.arange(0.01, 1.0, 0.01), 0.995, 0.999], 6)
-    MIN_PER_STEP = 50  # fewer residuals at a step: pool every step's, each divided by sqrt(step)
+    MIN_PER_STEP = 50  # fewer residuals at a step: pool every step's, each divided by step ** power
 
     @classmethod
-    def from_residuals(cls, residuals: np.ndarray, source: str, growth: bool = True) -> Calibration:
+    def from_residuals(cls, residuals: np.ndarray, source: str, growth: bool = True,
+                       power: float | None = None) -> Calibration:
         """From normalised residuals (N, h), NaN where a window has none at a step: per step the conformal
         quantile at each grid probability, with the finite-sample correction (the ceil((n + 1) p)-th smallest of
         n, the floor below the median). Steps with fewer than MIN_PER_STEP residuals take the quantiles of all
-        steps' residuals pooled, each divided by sqrt(its step), times sqrt(the step); without `growth` (residuals
-        already divided by a standard deviation that grows with the step) pooled as they are."""
+        steps' residuals pooled, each divided by its step ** power, times the step ** power: `power` estimated from
+        how the residuals' mean absolute value grows with the step (growth_power) unless given; without `growth`
+        (residuals already divided by a standard deviation that grows with the step) pooled as they are."""
         counts = np.isfinite(residuals).sum(axis=0)  # (h,)
         if counts.max(initial=0) == 0:
             raise ModelError("no residuals to calibrate the prediction intervals on")
-        steps = np.sqrt(np.arange(1, residuals.shape[1] + 1)) if growth else np.ones(residuals.shape[1])  # (h,)
+        pooling = bool((counts < cls.MIN_PER_STEP).any())
+        if not growth:
+            power = 0.0
+        elif power is None:
+            power = growth_power(residuals) if pooling else 0.5
+        steps = np.arange(1, residuals.shape[1] + 1) ** power  # (h,)
         pooled = (residuals / steps)[np.isfinite(residuals)]
         table = []
         for j in range(residuals.shape[1]):
             column = residuals[:, j][np.isfinite(residuals[:, j])]
             table.append(cls._conformal(column) if len(column) >= cls.MIN_PER_STEP else
                          cls._conformal(pooled) * steps[j])
-        return cls(cls.GRID, np.stack(table), int(counts.min()), source, growth)
+        return cls(cls.GRID, np.stack(table), int(counts.min()), source, growth, float(power))
 
     @classmethod
     def _conformal(cls, values: np.ndarray) -> np.ndarray:
@@ -139,7 +147,8 @@ class Calibration:
 
     def quantiles(self, probs, steps: int) -> np.ndarray:
         """(steps, P) residual quantiles at `probs`; past the calibrated horizon the last step's spread grows with
-        the square root of the steps, as a random walk's does."""
+        the square root of the steps, as a random walk's does (whatever `power`: the recursion feeds forecasts back
+        in, which the calibrated steps never did)."""
         table = np.stack([np.interp(probs, self.probs, row) for row in self.table])  # (h, P)
         h = len(table)
         if steps <= h:
@@ -149,12 +158,29 @@ class Calibration:
 
     def to_dict(self) -> dict:
         return {"probs": self.probs.tolist(), "table": self.table.tolist(), "n": self.n, "source": self.source,
-                "growth": self.growth}
+                "growth": self.growth, "power": self.power}
 
     @classmethod
     def from_dict(cls, doc: dict) -> Calibration:
         return cls(np.asarray(doc["probs"], float), np.asarray(doc["table"], float), int(doc["n"]), doc["source"],
-                   bool(doc.get("growth", True)))
+                   bool(doc.get("growth", True)), float(doc.get("power", 0.5)))
+
+
+def growth_power(residuals: np.ndarray) -> float:
+    """The exponent b of mean|r_j| ~ a j ** b over the steps j of residuals (N, h): the least-squares slope of the
+    log mean absolute residual on the log step, each step weighted by its residuals, clipped to [0, 1] (flat errors
+    to a random walk's square root and on to a trend's linear growth); 0.5 where fewer than two steps tell."""
+    absolute = np.abs(residuals)
+    counts = np.isfinite(absolute).sum(axis=0)  # (h,)
+    with np.errstate(invalid="ignore"):
+        mean = np.nansum(absolute, axis=0) / np.maximum(counts, 1)  # (h,)
+    ok = (counts > 0) & (mean > 0)
+    if ok.sum() < 2:
+        return 0.5
+    x, y, w = np.log(np.arange(1, len(mean) + 1)[ok]), np.log(mean[ok]), counts[ok].astype(float)
+    x_bar, y_bar = np.average(x, weights=w), np.average(y, weights=w)
+    spread = np.sum(w * (x - x_bar) ** 2)
+    return float(np.clip(np.sum(w * (x - x_bar) * (y - y_bar)) / spread, 0.0, 1.0)) if spread > 0 else 0.5
 
 
 def calibration_plan(lengths, h: int) -> tuple[int, int] | None:

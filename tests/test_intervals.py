@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from forecast import api, registry
 from forecast.cli import main
 from forecast.data import load_series, split_holdout
-from forecast.intervals import Calibration, check_levels, interval_metrics, to_columns
+from forecast.intervals import Calibration, check_levels, growth_power, interval_metrics, to_columns
 from forecast.metrics import evaluate
 
 TINY = {"hidden_size": 8, "layers": 1, "epochs": 2, "lookback": 12}
@@ -101,6 +101,49 @@ def test_conformal_quantiles_are_the_finite_sample_order_statistics():
     # the ceil((n + 1) p)-th smallest above the median, the floor((n + 1) p)-th below: 95th and 5th of 1..99
     assert q[0].tolist() == [5.0, 50.0, 95.0]
     assert cal.quantiles([0.95], 8)[-1, 0] == pytest.approx(95 * 2)  # 4 times the horizon: sqrt(4) times wider
+
+
+def triangle(h, power, seed=0):
+    """The residuals of one series' calibration (holdout_residuals' origins at each of its last h points: step j
+    has h - j + 1 of them, too few to stand alone), N(0, 1) times j ** power."""
+    rng = np.random.default_rng(seed)
+    residuals = np.full((h, h), np.nan)
+    for k in range(h):
+        residuals[k, :h - k] = rng.standard_normal(h - k) * np.arange(1, h - k + 1) ** power
+    return residuals
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.floats(0.0, 1.0), st.integers(0, 10_000))
+def test_the_growth_of_pooled_residuals_is_estimated_from_them(power, seed):
+    residuals = np.concatenate([triangle(48, power, seed), triangle(48, power, seed + 1)])
+    estimate = growth_power(residuals)
+    assert 0.0 <= estimate <= 1.0 and estimate == pytest.approx(power, abs=0.2)
+    cal = Calibration.from_residuals(residuals, "validation")
+    assert cal.power == estimate and cal.n < Calibration.MIN_PER_STEP
+    spread, steps = cal.quantiles([0.975], 48)[:, 0], np.arange(1, 49)
+    pooled = np.isfinite(residuals).sum(axis=0) < Calibration.MIN_PER_STEP  # steps 25-48: the same quantile
+    np.testing.assert_allclose(spread[pooled] / steps[pooled] ** estimate, spread[pooled][0] / 25 ** estimate)
+
+
+def test_flat_errors_pooled_give_a_flat_band_and_enough_residuals_are_not_pooled():
+    flat = Calibration.from_residuals(triangle(48, 0.0), "validation")
+    assert flat.power < 0.15  # sqrt(step) made the last step's band 6.9 times the first's
+    last, first = flat.quantiles([0.975], 48)[[-1, 0], 0]
+    assert last / first < 48 ** 0.15
+    many = np.random.default_rng(1).standard_normal((60, 4)) * np.arange(1, 5)  # 60 residuals at every step
+    cal = Calibration.from_residuals(many, "validation")
+    assert cal.power == 0.5  # nothing pooled: per-step quantiles, and sqrt past the horizon as before
+    assert cal.quantiles([0.975], 16)[-1, 0] == pytest.approx(cal.quantiles([0.975], 4)[-1, 0] * 2)
+    assert Calibration.from_residuals(triangle(12, 1.0), "validation", growth=False).power == 0.0
+    assert growth_power(np.full((3, 4), np.nan)) == 0.5 and growth_power(np.ones((3, 1))) == 0.5
+
+
+def test_a_calibration_saved_before_the_estimated_growth_keeps_the_square_root():
+    doc = Calibration.from_residuals(triangle(12, 0.0), "validation").to_dict()
+    assert json.loads(json.dumps(doc))["power"] < 0.5
+    del doc["power"]  # as saved by a model before it
+    assert Calibration.from_dict(doc).power == 0.5
 
 
 def oracle(y, lo, hi, scale, level):
