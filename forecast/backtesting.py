@@ -56,7 +56,10 @@ def fit_final(run, scored, model: str, hyper: dict, data: Dataset, h: int, regis
     final.inherit(scored)
     calibration = getattr(final, "calibration_", None)
     if calibration is not None:
-        run.log_params({"final_calibration": calibration.source})
+        logged = {"final_calibration": calibration.source}
+        if calibration.growth and calibration.n < calibration.MIN_PER_STEP:  # pooled steps: how their spread grows
+            logged["final_calibration_growth"] = round(calibration.power, 4)
+        run.log_params(logged)
     fits.store(final, data.df, h, data.covariates)
     run.log_metrics({"final_fit_seconds": time.perf_counter() - start})
     return final
