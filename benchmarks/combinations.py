@@ -24,7 +24,7 @@ from combine import load  # noqa: E402
 
 from forecast.data import ID  # noqa: E402
 from forecast.metrics import evaluate  # noqa: E402
-from forecast.models.ensemble import combine_values  # noqa: E402
+from forecast.models.combination import combine_values  # noqa: E402
 
 NETS = ["rnn", "lstm", "gru", "transformer"]
 CANDIDATES = {  # declared before any was scored

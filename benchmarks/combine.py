@@ -2,7 +2,7 @@
 """Scores combinations of forecasts that benchmarks/accuracy.py wrote (--out): each net alone, each net averaged
 with a statistical forecast at several weights, and the median of the nets, per subset and split. The statistical
 forecast is AR's (read from the folder), the Theta line's in the nets' space (computed here:
-forecast.models.combination.theta_lines), or the mean of the two (`--with ar+theta`), as the nets' partner.
+forecast.models.partner.theta_lines), or the mean of the two (`--with ar+theta`), as the nets' partner.
 
     python3 benchmarks/accuracy.py --subset all --split validation --models ar gru lstm --set combine=none \
         --out /tmp/val
@@ -24,7 +24,7 @@ import accuracy  # noqa: E402
 
 from forecast.data import ID, TARGET  # noqa: E402
 from forecast.metrics import evaluate  # noqa: E402
-from forecast.models.combination import partner_forecast, theta_lines  # noqa: E402
+from forecast.models.partner import partner_forecast, theta_lines  # noqa: E402
 from forecast.transforms import Stacked, fit_transforms  # noqa: E402
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # the net's weight; the statistical forecast gets the rest

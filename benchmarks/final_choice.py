@@ -28,7 +28,7 @@ import accuracy  # noqa: E402
 from forecast import registry  # noqa: E402
 from forecast.data import split_holdout  # noqa: E402
 from forecast.metrics import evaluate  # noqa: E402
-from forecast.models.combination import KINDS, choose_partner, fit_partner, partner_forecast, theta_lines  # noqa: E402
+from forecast.models.partner import KINDS, choose_partner, fit_partner, partner_forecast, theta_lines  # noqa: E402
 from forecast.transforms import Stacked  # noqa: E402
 from forecast.windows import validation_length  # noqa: E402
 

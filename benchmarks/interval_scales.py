@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import accuracy  # noqa: E402
 
-import forecast.models.combination as combination  # noqa: E402
 import forecast.models.conformal as conformal  # noqa: E402
+import forecast.models.partner as partner_module  # noqa: E402
 from forecast import registry  # noqa: E402
 from forecast.intervals import Calibration, fill_scales, probabilities, to_columns  # noqa: E402
 from forecast.metrics import evaluate, seasonal_scale  # noqa: E402
@@ -119,7 +119,7 @@ def run(subset: str, model_name: str) -> list[dict]:
     fit, scored, freq = accuracy.split(subset, "validation")
     h, m = accuracy.HORIZONS[subset], freq.season
     seen, original = [], conformal.scaled_errors  # (histories, actual, predicted) of every calibration call
-    parts, combine = [], combination.combine  # (net, partner) of every combined forecast, in the same order
+    parts, combine = [], partner_module.combine  # (net, partner) of every combined forecast, in the same order
 
     def keep(histories, actual, predicted, season):
         seen.append(([np.asarray(y, float) for y in histories], np.asarray(actual, float),
@@ -130,13 +130,13 @@ def run(subset: str, model_name: str) -> list[dict]:
         parts.append((np.asarray(net, float), np.asarray(partner, float)))
         return combine(net, partner, weight)
 
-    conformal.scaled_errors, combination.combine = keep, keep_parts
+    conformal.scaled_errors, partner_module.combine = keep, keep_parts
     try:
         model = registry.create(model_name, **({"diagnostics": False} if model_name in accuracy.NETS else {}))
         model.fit(fit, freq, h)
         points = model.predict(h)
     finally:
-        conformal.scaled_errors, combination.combine = original, combine
+        conformal.scaled_errors, partner_module.combine = original, combine
     final = parts[-1] if parts and getattr(model, "combine_weight_", 1.0) < 1.0 else None
     ids = list(dict.fromkeys(points["unique_id"]))
     yhat = points["yhat"].to_numpy(float).reshape(len(ids), h)

@@ -22,14 +22,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import accuracy  # noqa: E402
 
-import forecast.models.combination as combination  # noqa: E402
+import forecast.models.partner as partner_module  # noqa: E402
 from forecast import registry  # noqa: E402
 from forecast.data import ID, TARGET  # noqa: E402
 from forecast.data.splits import split_holdout  # noqa: E402
 from forecast.metrics import seasonal_scale  # noqa: E402
 from forecast.transforms import Stacked  # noqa: E402
 
-WEIGHTS = combination.WEIGHTS
+WEIGHTS = partner_module.WEIGHTS
 
 
 def lowest(errors, pairs=None):
@@ -104,7 +104,7 @@ def run(subset: str, nets, origin: int = 1) -> list[dict]:
     for _ in range(origin - 1):  # an earlier origin: the horizon before the scored one, and so on
         fit, scored = split_holdout(fit, h)
     truth = scored.groupby(ID)[TARGET]
-    seen, choose = {}, combination.choose_partner
+    seen, choose = {}, partner_module.choose_partner
 
     def keep(*args, choose=choose):
         seen["inputs"] = args
@@ -112,12 +112,12 @@ def run(subset: str, nets, origin: int = 1) -> list[dict]:
 
     rows = []
     for name in nets:
-        combination.choose_partner = keep
+        partner_module.choose_partner = keep
         try:
             model = registry.create(name, diagnostics=False).fit(fit, freq, h)
         finally:
-            combination.choose_partner = choose
-        errors = combination.pair_errors(*seen["inputs"])
+            partner_module.choose_partner = choose
+        errors = partner_module.pair_errors(*seen["inputs"])
         assert RULES["today: AR at its best weight the incumbent"](errors) == (model.partner_kind_,
                                                                                 model.combine_weight_)
         # the fitted model's own parts, forecasting the held-out horizon: the net alone, its AR, the Theta line
@@ -126,7 +126,7 @@ def run(subset: str, nets, origin: int = 1) -> list[dict]:
         stacked = Stacked(transforms)
         net = stacked.inverse(model._net_z(ids, scaled, h))
         ar = model.partner_._forecast(ids, series, h)
-        line = stacked.inverse(combination.theta_lines(scaled, h))
+        line = stacked.inverse(partner_module.theta_lines(scaled, h))
         partners = {"ar": ar, "theta": line, "ar+theta": (ar + line) / 2}
         actual = np.stack([truth.get_group(i).to_numpy(float)[:h] if i in truth.groups else np.full(h, np.nan)
                            for i in ids])

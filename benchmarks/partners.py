@@ -5,7 +5,7 @@ below: exponential smoothing with a damped trend, its parameters chosen per seri
 Theta lines are) and their means, MASE per subset, with statsmodels' damped-trend exponential smoothing
 (ExponentialSmoothing, parameters estimated per series; in the nets' transformed space, as the lines are) as a
 yardstick of the grid's. A partner worth offering must beat the ones there are on some subsets; then it is tried as
-the nets' partner (`combination.KINDS`) on the validation split with benchmarks/accuracy.py.
+the nets' partner (`partner.KINDS`) on the validation split with benchmarks/accuracy.py.
 
     python3 benchmarks/partners.py --subset m3_other m3_yearly
 """
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import accuracy  # noqa: E402
 
 from forecast.metrics import seasonal_scale  # noqa: E402
-from forecast.models.combination import fit_partner, theta_lines  # noqa: E402
+from forecast.models.partner import fit_partner, theta_lines  # noqa: E402
 from forecast.transforms import Stacked, fit_transforms, transform_all  # noqa: E402
 
 # the damped trend's grid: level weights, trend weights (as fractions of the level's) and damping factors; one

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from forecast.models.combination import PARTNERS
+from forecast.models.partner import PARTNERS
 from forecast.registry import MODELS
 
 DATA_OPTIONS = [

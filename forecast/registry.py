@@ -17,7 +17,7 @@ MODELS = {
     "gru": "forecast.models.neural:GRUForecaster",
     "transformer": "forecast.models.neural:TransformerForecaster",
     "gbm": "forecast.models.gbm:GradientBoosting",
-    "combination": "forecast.models.ensemble:Combination",
+    "combination": "forecast.models.combination:Combination",
 }
 NEURAL = ("rnn", "lstm", "gru", "transformer")
 GLOBAL = NEURAL + ("gbm",)  # one model over all series: with refit off, trained once before the first origin

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from forecast import api, pipeline
-from forecast.models.ensemble import combine_values, inverse_error_weights
+from forecast.models.combination import combine_values, inverse_error_weights
 from forecast.serving import RequestError
 from tests.conftest import write
 

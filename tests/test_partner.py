@@ -1,4 +1,4 @@
-"""The nets' statistical partner (forecast.models.combination): the Theta line, the choice of partner and weight on
+"""The nets' statistical partner (forecast.models.partner): the Theta line, the choice of partner and weight on
 the validation windows, and the combined forecast a fitted net gives, saved and loaded."""
 
 import json
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from forecast import registry
 from forecast.data import ID, TARGET, split_holdout
-from forecast.models.combination import ALPHAS, KINDS, choose_partner, partner_forecast, theta_lines
+from forecast.models.partner import ALPHAS, KINDS, choose_partner, partner_forecast, theta_lines
 from forecast.transforms import Stacked
 
 TINY = {"hidden_size": 8, "layers": 1, "epochs": 2, "lookback": 12}

@@ -1,173 +1,175 @@
-"""A net's forecasts combined with a statistical forecast (AR's, a Theta line's, or their mean), the partner and the
-weight chosen per data set on the validation windows: the lesson of the M3 and M4 competitions that combinations of
-different models beat their members, and that a global model needs a statistical fallback on data it does not
-suit."""
+"""Combinations of different models, the lesson of the M3, M4 and M5 competitions: the members are fitted on the same
+data and their forecasts (and each quantile of their intervals) combined by the median, the mean, or a mean weighted
+by the inverse of each member's validation MASE (its errors forecasting each series' last horizon before the origin,
+measured while fitting: forecast.models.conformal). Saved as one model holding its members' folders."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from pathlib import Path
+
 import numpy as np
 
-from forecast.metrics import seasonal_scale
-from forecast.transforms import Stacked
-from forecast.windows import validation_length
+from forecast.covariates import refuse
+from forecast.data import NO_COVARIATES
+from forecast.errors import ModelError
+from forecast.models.base import Forecaster
 
-WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # the net's weight; the partner gets the rest
-PRIOR_WEIGHT = 0.5  # when no series is long enough to choose on: the weight most data sets chose (README)
-KINDS = ("ar", "ar+theta", "theta")  # the statistical partners, in the order ties are broken
-PRIOR_KIND = "ar+theta"  # `auto` without a series to choose on: the partner most data sets chose (README)
-PARTNERS = ("auto", *KINDS, "none")  # --combine: auto chooses among KINDS on the validation windows
-ALPHAS = np.linspace(0.05, 1.0, 20)  # the Theta line's smoothing weights, one chosen per series
-THETA_CHUNK = 16_384  # series smoothed at once: memory stays flat
+HOWS = ("median", "mean", "inverse-error")
 
 
-def kinds_of(combine: str) -> tuple[str, ...]:
-    """The partners that `--combine` lets a fit choose from."""
-    return KINDS if combine == "auto" else () if combine == "none" else (combine,)
+def combine_values(values: np.ndarray, how: str, weights: np.ndarray | None = None) -> np.ndarray:
+    """Members' values (M, ...) combined along the first axis."""
+    if how == "median":
+        return np.median(values, axis=0)
+    if how == "mean" or weights is None:
+        return values.mean(axis=0)
+    return np.tensordot(np.asarray(weights, float), values, axes=1)
 
 
-def theta_lines(series: list[np.ndarray], h: int) -> np.ndarray:
-    """The Theta method's forecasts (S, h) of the (seasonally adjusted) `series`, as Hyndman and Billah (2003) showed
-    it to be: simple exponential smoothing, its weight chosen per series among ALPHAS by the in-sample one-step
-    squared error, plus half the slope of the series' least-squares line per step ahead."""
-    out = np.zeros((len(series), h))
-    for start in range(0, len(series), THETA_CHUNK):
-        out[start:start + THETA_CHUNK] = _theta_chunk(series[start:start + THETA_CHUNK], h)
-    return out
+def inverse_error_weights(errors) -> np.ndarray:
+    """Weights proportional to 1 / error, summing to 1; equal weights where no error is finite and positive."""
+    errors = np.asarray(errors, float)
+    ok = np.isfinite(errors) & (errors > 0)
+    if not ok.any():
+        return np.full(len(errors), 1.0 / len(errors))
+    inverse = np.where(ok, 1.0 / np.where(ok, errors, 1.0), 0.0)
+    return inverse / inverse.sum()
 
 
-def _theta_chunk(series: list[np.ndarray], h: int) -> np.ndarray:
-    if not series:
-        return np.zeros((0, h))
-    lengths = np.array([len(s) for s in series])
-    width = int(lengths.max())
-    # time on the first axis, every series ending in the last row and repeating its first value before its start,
-    # where its one-step errors are then 0 for every smoothing weight
-    y = np.empty((width, len(series)))
-    for column, s in enumerate(series):
-        y[:width - len(s), column] = s[0]
-        y[width - len(s):, column] = s
-    level = np.repeat(y[0][:, None], len(ALPHAS), axis=1)  # (S, A)
-    sse, error = np.zeros_like(level), np.empty_like(level)
-    for t in range(1, width):
-        np.subtract(y[t][:, None], level, out=error)
-        sse += error * error
-        error *= ALPHAS
-        level += error
-    smoothed = level[np.arange(len(series)), np.argmin(sse, axis=1)]
-    t = np.arange(width, dtype=float)[:, None]
-    inside = t >= (width - lengths)[None, :]  # (T, S)
-    centred = np.where(inside, t - (width - (lengths + 1) / 2), 0.0)  # each series' time, centred on its own mean
-    spread = (centred ** 2).sum(axis=0)
-    slope = np.where(spread > 0, (centred * y).sum(axis=0) / np.where(spread > 0, spread, 1.0), 0.0)
-    return smoothed[:, None] + 0.5 * slope[:, None] * np.arange(1, h + 1)
+@dataclass
+class CombinationConfig:
+    members: str = "gru,transformer,ar"  # model names, comma-separated, each at most once
+    how: str = "median"
+    params: dict = field(default_factory=dict)  # per member name, its settings
+
+    def __post_init__(self):
+        from forecast import registry
+
+        names = self.names()
+        if len(names) < 2:
+            raise ModelError(f"--members {self.members}: a combination needs at least two models")
+        if len(set(names)) < len(names):
+            raise ModelError(f"--members {self.members}: each model at most once")
+        for name in names:
+            if name not in registry.MODELS or name == "combination":
+                raise ModelError(f"--members: unknown model '{name}'; choose from "
+                                 f"{', '.join(m for m in registry.MODELS if m != 'combination')}")
+        if self.how not in HOWS:
+            raise ModelError(f"--how {self.how}: choose one of {', '.join(HOWS)}")
+        if not isinstance(self.params, dict) or set(self.params) - set(names):
+            raise ModelError(f"combination params {self.params!r}: a mapping from member names to their settings")
+        for name in names:
+            registry.create(name, **(self.params.get(name) or {}))  # bad settings refused now
+
+    def names(self) -> list[str]:
+        return [n.strip() for n in str(self.members).split(",") if n.strip()]
 
 
-def partner_forecast(kind: str, ar: np.ndarray | None, theta: np.ndarray | None) -> np.ndarray:
-    """The forecasts of partner `kind` from AR's and the Theta line's (S, h), on the original scale."""
-    parts = [part for name, part in (("ar", ar), ("theta", theta)) if name in kind.split("+")]
-    return np.mean(parts, axis=0)
+class Combination(Forecaster):
+    """The members' forecasts combined; every quantile combined alike (Vincentization)."""
 
+    name = "combination"
+    Config = CombinationConfig
 
-def fit_partner(ids, series, freq, h, net=None):
-    """An AR(τ) per series (forecast.models.ar), fitted as `forecast train --model ar` fits it, with the future-known
-    covariates of `net` (the model it partners) as regressors."""
-    from forecast.models.ar import AutoRegressive
+    def refuse(self, covariates) -> None:
+        """Refuse, naming the member, the covariate roles one of the members cannot use."""
+        from forecast import registry
 
-    partner = AutoRegressive()
-    partner.freq_, partner.h_ = freq, h
-    partner.encoder_, partner.covs_ = getattr(net, "encoder_", None), getattr(net, "covs_", None)
-    partner.intervals = False  # the net calibrates the combination's intervals itself
-    partner._fit(list(ids), list(series), h)
-    return partner
+        for name in self.config.names():
+            refuse(name, covariates, registry.model_class(name).covariate_roles, what="combination member")
 
+    def fit(self, df, freq, h, on_epoch=None, covariates=NO_COVARIATES):
+        """Fit every member on `df` with the same covariates (each member refuses the roles it cannot use)."""
+        from forecast import fits, registry
 
-def pair_errors(histories, actual: np.ndarray, net: np.ndarray, partners: dict[str, np.ndarray],
-                season: int) -> dict[tuple[str, float], np.ndarray]:
-    """Per (partner, weight w of WEIGHTS), each series' MAE of w net + (1 - w) partner over its history's
-    seasonal-naive MAE (S',): the series with a scale, the ones whose mean is MASE."""
-    scales = np.array([seasonal_scale(y, season) for y in histories])
-    ok = np.isfinite(scales) & (scales > 0)
-    return {(kind, w): np.abs(actual - (w * net + (1 - w) * partner)).mean(axis=1)[ok] / scales[ok]
-            for kind, partner in partners.items() for w in WEIGHTS}
+        self.freq_, self.h_, self.on_epoch_ = freq, int(h), on_epoch
+        self.covs_ = None  # the members read the covariates, each through its own encoder
+        if covariates:
+            self.refuse(covariates)
+        kept, self.kept_ = getattr(self, "kept_", None), None  # a backtest without refit: the previous fold's fit
+        self.members_ = []
+        for i, name in enumerate(self.config.names()):
+            if kept is not None and name in registry.GLOBAL:  # trained once, before the first origin
+                self.members_.append(kept.members_[i])
+                continue
+            member = registry.create(name, **(self.config.params.get(name) or {}))
+            member.resolve_config(h, freq.season)  # the default lookback resolved as a lone model's
+            cached = fits.lookup(member, df, h, covariates)
+            if cached is None:  # not fitted by this pipeline already (forecast.fits)
+                member.checkpoints_ = getattr(self, "checkpoints_", None)
+                member.checkpoint_key_ = f"{getattr(self, 'checkpoint_key_', 'fit')}-{name}"
+                cached = member.fit(df, freq, h, covariates=covariates)
+                fits.store(cached, df, h, covariates)
+            self.members_.append(cached)
+        self.encoder_ = self.members_[0].encoder_  # the members' covariates (one spec), checked and saved
+        self._set_weights()
+        self.history_ = df
+        return self
 
+    def _set_covariates(self, ids, df, future=None, h: int = 0) -> None:
+        """Each member reads the covariates of these series through its own encoder; the combination none."""
+        for member in self.members_:
+            member._set_covariates(ids, df, future, h)
 
-def choose_partner(histories, actual: np.ndarray, net: np.ndarray, partners: dict[str, np.ndarray],
-                   season: int) -> tuple[str, float, dict[str, float]]:
-    """The partner (a key of `partners`) and weight w of WEIGHTS whose combination w net + (1 - w) partner has the
-    lowest MASE on the validation windows (`actual`, `net`, each partner: (S, h); each series scaled by its
-    history's seasonal-naive MAE), with every pair's MASE keyed "partner:w"; ties go to the net, then to the
-    partner named first. AR, where it is a choice, is the incumbent: another partner replaces it only when it beats
-    AR's best weight by more than one standard error of the two's difference over the series (the one-standard-
-    error rule of model selection), so that a few windows, or one series, do not swap it on noise."""
-    errors = pair_errors(histories, actual, net, partners, season)
-    scores, best = {}, {}
-    for (kind, w), per_series in errors.items():
-        score = float(np.nanmean(per_series)) if len(per_series) else float("nan")
-        scores[f"{kind}:{w:g}"] = score
-        if np.isfinite(score) and (kind not in best or score < best[kind][1] or score == best[kind][1]
-                                   and w > best[kind][0]):
-            best[kind] = (w, score)
-    if not best:
-        kind = PRIOR_KIND if PRIOR_KIND in partners else next(iter(partners))
-        return kind, PRIOR_WEIGHT, scores
-    kind = min(best, key=lambda k: (best[k][1], -best[k][0]))  # dicts keep order: ties to the first named
-    if kind != "ar" and "ar" in best:
-        difference = errors[("ar", best["ar"][0])] - errors[(kind, best[kind][0])]
-        difference = difference[np.isfinite(difference)]
-        if len(difference) < 2 or difference.mean() <= difference.std(ddof=1) / np.sqrt(len(difference)):
-            kind = "ar"
-    return kind, best[kind][0], scores
+    def future_steps(self, h: int) -> int:
+        """The most steps of future covariates any member reads (each refuses a horizon it cannot forecast)."""
+        return max(member.future_steps(h) for member in self.members_)
 
+    def _set_weights(self) -> None:
+        errors = [getattr(m, "validation_mase_", float("nan")) for m in self.members_]
+        self.validation_errors_ = [float(e) for e in errors]
+        self.weights_ = (inverse_error_weights(errors) if self.config.how == "inverse-error" else
+                         np.full(len(errors), 1.0 / len(errors)))
 
-def combine(net: np.ndarray, partner: np.ndarray, weight: float) -> np.ndarray:
-    return weight * net + (1 - weight) * partner
+    def _forecast(self, ids, series, h):
+        values = np.stack([np.asarray(m._forecast(ids, series, h), float) for m in self.members_])
+        return combine_values(values, self.config.how, self.weights_)
 
+    def _bands(self, ids, series, h, probs):
+        parts = [m._bands(ids, series, h, probs) for m in self.members_]
+        yhat = combine_values(np.stack([np.asarray(p[0], float) for p in parts]), self.config.how, self.weights_)
+        bands = combine_values(np.stack([np.sort(np.asarray(p[1], float), axis=-1) for p in parts]), self.config.how,
+                               self.weights_)
+        return yhat, bands
 
-class Partnered:
-    """What a net (forecast.models.neural) needs to combine its forecasts with a statistical partner: the choice of
-    partner and weight while fitting, and the combined forecasts. Uses the net's `config` (combine, validate),
-    `freq_`, `_transformed` and `_net_z`."""
+    def can_bound(self) -> bool:
+        return all(member.can_bound() for member in self.members_)
 
-    def _fit_partner(self, ids, series, h):
-        """Fit AR (where a partner may use it) on the series less their validation windows, choose the partner
-        (`--combine`'s choices) and the combination weight on those windows, then fit AR on all of every series for
-        the forecasts. Returns the first AR (None when no series is long enough for a validation window, or the
-        nets trained on those windows: then the partner and weight are the prior ones, until `inherit` takes
-        those of a fit that held them out)."""
-        kinds = kinds_of(self.config.combine)
-        uses_ar = any("ar" in k.split("+") for k in kinds)
-        long = [i for i, s in enumerate(series) if len(s) >= validation_length(h)] if self.config.validate else []
-        held_out = None
-        if long:
-            long_ids, history = [ids[i] for i in long], [series[i][:-h] for i in long]
-            transforms, scaled = self._transformed(history)
-            stacked = Stacked(transforms)
-            held_out = fit_partner(long_ids, history, self.freq_, h, self) if uses_ar else None
-            ar = held_out._forecast(long_ids, history, h) if uses_ar else None
-            theta = stacked.inverse(theta_lines(scaled, h)) if any("theta" in k for k in kinds) else None
-            actual = np.stack([series[i][-h:] for i in long])
-            self.partner_kind_, self.combine_weight_, self.combine_scores_ = choose_partner(
-                history, actual, stacked.inverse(self._net_z(long_ids, scaled, h)),
-                {k: partner_forecast(k, ar, theta) for k in kinds}, self.freq_.season)
-        else:
-            self.partner_kind_ = PRIOR_KIND if PRIOR_KIND in kinds else kinds[0]
-            self.combine_weight_ = PRIOR_WEIGHT
-        self.partner_ = fit_partner(ids, series, self.freq_, h, self) if uses_ar else None
-        return held_out
+    def inherit(self, scored: Combination) -> None:
+        """Each member takes over from its scored twin, and the combination its weights: those logged, chosen on
+        the validation of the fit that was scored."""
+        for member, twin in zip(self.members_, scored.members_):
+            member.inherit(twin)
+        self.validation_errors_, self.weights_ = scored.validation_errors_, scored.weights_
 
-    def _partnered(self, ids, series, transforms, scaled, z, h, partner=None) -> np.ndarray | None:
-        """The net's forecasts `z` (S, h, in the transformed space of `transforms` and `scaled`) combined with the
-        partner's, on the original scale (AR's part from `partner`, by default the model's own AR); None where the
-        model does not combine."""
-        kind = getattr(self, "partner_kind_", None)
-        if kind is None or self.combine_weight_ == 1.0:
-            return None
-        stacked = Stacked(transforms)
-        ar = theta = None
-        if "ar" in kind.split("+"):
-            partner = partner if partner is not None else self.partner_
-            partner.covs_ = getattr(self, "covs_", None)  # the covariates of these series
-            ar = partner._forecast(ids, series, h)
-        if "theta" in kind.split("+"):
-            theta = stacked.inverse(theta_lines(scaled, h))
-        return combine(stacked.inverse(z), partner_forecast(kind, ar, theta), self.combine_weight_)
+    def final_settings(self) -> dict:
+        """Each member's own final settings (the nets: the epochs early stopping chose)."""
+        settings = {n: {**(self.config.params.get(n) or {}), **m.final_settings()}
+                    for n, m in zip(self.config.names(), self.members_)}
+        return {"params": {n: s for n, s in settings.items() if s}}
+
+    def fit_details(self):
+        names = self.config.names()
+        return {"member_weights": ",".join(f"{n}:{w:.4f}" for n, w in zip(names, self.weights_)),
+                "member_validation_mase": ",".join(f"{n}:{e:.10g}" for n, e in zip(names, self.validation_errors_))
+                }, None
+
+    def _state(self, path: Path):
+        folders = []
+        for i, member in enumerate(self.members_):
+            folder = f"member-{i}-{member.name}"
+            member.save(path / folder)
+            folders.append(folder)
+        return {"members": folders, "weights": [float(w) for w in self.weights_],
+                "validation_errors": self.validation_errors_}
+
+    def _restore(self, path: Path, state):
+        from forecast import registry
+
+        self.members_ = [registry.load(path / Path(folder).name) for folder in state["members"]]
+        names = [m.name for m in self.members_]
+        if names != self.config.names():
+            raise ModelError(f"{path}: members {names} do not match the configured {self.config.names()}")
+        self.weights_ = np.asarray(state["weights"], float)
+        self.validation_errors_ = list(state.get("validation_errors", []))

@@ -5,7 +5,7 @@ Each net reads a transformed lookback window (B, L) (seasonally adjusted, in log
 one global model (`forecast.models.nets`) is trained over every series with `forecast.training.fit_network`. With
 `ensemble` N > 1, N nets of different seeds and lookbacks are trained and the forecast is their median; with
 `combine` it is averaged with a statistical forecast (AR's, a Theta line's or their mean:
-`forecast.models.combination`), and conformal residuals calibrate its intervals.
+`forecast.models.partner`), and conformal residuals calibrate its intervals.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from forecast.errors import ModelError, TrainingDiverged, TrainingInterrupted
 from forecast.intervals import Calibration
 from forecast.metrics import seasonal_scale
 from forecast.models.base import Forecaster, GlobalWindows
-from forecast.models.combination import PARTNERS, Partnered
 from forecast.models.conformal import ScaledConformal
 from forecast.models.nets import HEADS, Layout, RecurrentNet, TransformerNet
+from forecast.models.partner import PARTNERS, Partnered
 from forecast.training import LOSSES, SCHEDULES, TrainConfig, fit_network, resolve_device
 from forecast.transforms import Stacked, fit_transforms, transform_all
 from forecast.windows import default_lookback, last_windows, make_windows, split_windows, validation_length
@@ -65,7 +65,7 @@ class NeuralConfig:
     recent: float | None = None  # train on the windows ending in each series' last `recent` x horizon points only
     head: str = "local"  # how future covariates reach the forecasts (forecast.models.nets.FutureHead)
     combine: str = "auto"  # the statistical partner (ar, theta, ar+theta; auto: chosen) and its weight are chosen
-    # on the validation windows (forecast.models.combination)
+    # on the validation windows (forecast.models.partner)
 
     def __post_init__(self):
         positive = ("hidden_size", "layers", "heads", "epochs", "batch_size", "patience", "ensemble")
