@@ -34,8 +34,13 @@ PARAMS = {  # as pipelines/electricity.yaml configures them, single nets
 }
 
 
+def load():
+    """The electricity data with the pipeline's covariates: temperature, the working day, calendar features."""
+    return api.load(DATA, time_col="timestamp", target_col="demand_gw", futr="temperature,workday", calendar=True)
+
+
 def run(name: str, days: int) -> pd.DataFrame:
-    data = api.load(DATA, time_col="timestamp", target_col="demand_gw", futr="temperature,workday", calendar=True)
+    data = load()
     df = data.df.iloc[:-BENCHMARK_DAYS * H].reset_index(drop=True)
     params = PARAMS["gbm" if name == "gbm" else "net"]
     rows = []

@@ -16,37 +16,35 @@ days and forecast from each of them (h = 48, temperature, working day and calend
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import pandas as pd
 
-from forecast import api, registry
-from forecast.covariates import next_rows
-from forecast.data import TIME
-from forecast.intervals import Calibration, growth_power
-from forecast.metrics import evaluate
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-ROOT = Path(__file__).resolve().parents[1]
+import covariate_calibration as electricity  # noqa: E402
+
+from forecast import api, registry  # noqa: E402
+from forecast.covariates import next_rows  # noqa: E402
+from forecast.data import TIME  # noqa: E402
+from forecast.intervals import Calibration, growth_power  # noqa: E402
+from forecast.metrics import evaluate  # noqa: E402
+
 LEVELS = (80, 95)
 KEYS = ("coverage_80", "coverage_95", "msis_95")
-SETTINGS = {  # as the pipelines configure them (single nets)
-    "air": {},
-    "electricity": {"gbm": {"lookback": 96},
-                    "net": {"lookback": 96, "epochs": 10, "patience": 4, "combine": "ar", "diagnostics": False}},
-}
+SETTINGS = {"air": {}, "electricity": electricity.PARAMS}  # as the pipelines configure them (single nets)
 
 
 def origins(name: str, days: int):
-    """(data, [(history, truth)], fit once?) of a data set, its benchmark's test part removed."""
+    """(data, h, [(history, truth)] per origin, fitted once?) of a data set, its benchmark's test part removed."""
     if name == "air":
-        data = api.load(ROOT / "data" / "air_passengers.csv")
+        data = api.load(electricity.ROOT / "data" / "air_passengers.csv")
         df, h = data.df.iloc[:-36].reset_index(drop=True), 12
         return data, h, [(df.iloc[:len(df) - k * h], df.iloc[len(df) - k * h:len(df) - (k - 1) * h])
                          for k in (3, 2, 1)], False
-    data = api.load(ROOT / "data" / "electricity_demand_vic_2014.csv", time_col="timestamp",
-                    target_col="demand_gw", futr="temperature,workday", calendar=True)
-    h = 48
-    df = data.df.iloc[:-14 * h].reset_index(drop=True)
+    data, h = electricity.load(), electricity.H
+    df = data.df.iloc[:-electricity.BENCHMARK_DAYS * h].reset_index(drop=True)
     return data, h, [(df.iloc[:len(df) - k * h], next_rows(df, df.iloc[:len(df) - k * h], h))
                      for k in range(days, 0, -1)], True
 

@@ -57,7 +57,7 @@ def fit_final(run, scored, model: str, hyper: dict, data: Dataset, h: int, regis
     calibration = getattr(final, "calibration_", None)
     if calibration is not None:
         logged = {"final_calibration": calibration.source}
-        if calibration.growth and calibration.n < calibration.MIN_PER_STEP:  # pooled steps: how their spread grows
+        if calibration.growth and calibration.pooled:  # how the pooled steps' spread grows
             logged["final_calibration_growth"] = round(calibration.power, 4)
         run.log_params(logged)
     fits.store(final, data.df, h, data.covariates)

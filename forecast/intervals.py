@@ -156,6 +156,11 @@ class Calibration:
         further = np.arange(h + 1, steps + 1)[:, None]  # (steps - h, 1)
         return np.concatenate([table, table[-1] * (np.sqrt(further / h) if self.growth else np.ones_like(further))])
 
+    @property
+    def pooled(self) -> bool:
+        """Whether some step had under MIN_PER_STEP residuals and took the pooled quantiles."""
+        return self.n < self.MIN_PER_STEP
+
     def to_dict(self) -> dict:
         return {"probs": self.probs.tolist(), "table": self.table.tolist(), "n": self.n, "source": self.source,
                 "growth": self.growth, "power": self.power}
@@ -172,8 +177,7 @@ def growth_power(residuals: np.ndarray) -> float:
     to a random walk's square root and on to a trend's linear growth); 0.5 where fewer than two steps tell."""
     absolute = np.abs(residuals)
     counts = np.isfinite(absolute).sum(axis=0)  # (h,)
-    with np.errstate(invalid="ignore"):
-        mean = np.nansum(absolute, axis=0) / np.maximum(counts, 1)  # (h,)
+    mean = np.nansum(absolute, axis=0) / np.maximum(counts, 1)  # (h,)
     ok = (counts > 0) & (mean > 0)
     if ok.sum() < 2:
         return 0.5
