@@ -22,7 +22,8 @@ from forecast.tracking.store import connect
 
 
 def test_a_killed_training_is_ended_failed_by_the_next_compare(air_csv, store, tmp_path):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "FORECAST_HEARTBEAT_SECONDS": "0.2"}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "FORECAST_HEARTBEAT_SECONDS": "0.2",
+           "TMPDIR": str(tmp_path)}  # a killed process cannot remove its temporary folders: keep them here
     connect(store)  # made first: the polling client below takes no lock of ours
     proc = subprocess.Popen([sys.executable, "-m", "forecast", "train", str(air_csv), "--model", "lstm",
                              "--epochs", "500", "--patience", "500", "--hidden-size", "8", "--quiet"],
@@ -107,8 +108,8 @@ def test_a_training_killed_at_a_random_moment_resumes_to_the_same_weights(air_cs
     twin = subprocess.run(train_command(air_csv), env=finishing, cwd=tmp_path, capture_output=True, text=True)
     assert twin.returncode == 0, twin.stderr
     twin_id = next(line.split()[1] for line in twin.stdout.splitlines() if line.startswith("model:")).split("/")[1]
-    proc = subprocess.Popen(train_command(air_csv), env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(train_command(air_csv), env={**env, "TMPDIR": str(tmp_path)}, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # its folders stay here
     try:
         def started():
             runs = client.search_runs([client.get_experiment_by_name("air_passengers").experiment_id],

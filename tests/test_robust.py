@@ -50,12 +50,12 @@ def wait_for_epochs(proc, count: int = 3, seconds: float = 300) -> int:
                 f"{err[-2000:]}")
 
 
-def test_ctrl_c_ends_the_run_killed_and_keeps_the_best_weights_as_its_model(air_csv, store):
+def test_ctrl_c_ends_the_run_killed_and_keeps_the_best_weights_as_its_model(air_csv, store, tmp_path):
     connect(store)  # made first: this test's polling client takes no lock of ours
     # epochs enough for hours: it ends only if the Ctrl-C is honoured (500 took seconds, and could end by themselves)
     proc = subprocess.Popen([*FORECAST, "train", str(air_csv), "--model", "gru", "--epochs", "1000000", "--patience",
                              "1000000", "--hidden-size", "16", "--layers", "1", "-q"], stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "MLFLOW_TRACKING_URI": store},
+                            text=True, env={**os.environ, "MLFLOW_TRACKING_URI": store, "TMPDIR": str(tmp_path)},
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as from a terminal,
     # even where this test runs with Ctrl-C ignored (a CI job started in the background inherits SIG_IGN)
     client = MlflowClient()
@@ -64,6 +64,7 @@ def test_ctrl_c_ends_the_run_killed_and_keeps_the_best_weights_as_its_model(air_
     _, err = proc.communicate(timeout=120)  # 3.5 s on an idle machine
     assert proc.returncode == 130
     assert "Traceback" not in err
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("forecast-")]  # its checkpoints removed
     (run,) = runs_of("air_passengers")
     assert run.info.status == "KILLED" and run.data.params["model"] == "gru"
     assert err.strip().splitlines()[-1].startswith("Interrupted at epoch ") and \
@@ -75,13 +76,13 @@ def test_ctrl_c_ends_the_run_killed_and_keeps_the_best_weights_as_its_model(air_
     assert out.exit_code == 0 and len(out.stdout.strip().splitlines()) == 4
 
 
-def test_a_training_started_with_ctrl_c_ignored_keeps_ignoring_it(air_csv, store):
+def test_a_training_started_with_ctrl_c_ignored_keeps_ignoring_it(air_csv, store, tmp_path):
     """`nohup forecast train … &` ignores Ctrl-C from the terminal: no store call turns a SIGINT into an interrupt."""
     connect(store)
     proc = subprocess.Popen([*FORECAST, "train", str(air_csv), "--model", "gru", "--epochs", "1000000", "--patience",
                              "1000000", "--hidden-size", "16", "--layers", "1", "-q"], stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "MLFLOW_TRACKING_URI": store},
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+                            text=True, env={**os.environ, "MLFLOW_TRACKING_URI": store, "TMPDIR": str(tmp_path)},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # killed below
     try:
         wait_for_epochs(proc)
         for _ in range(20):  # Ctrl-C after Ctrl-C, landing in and between store calls
