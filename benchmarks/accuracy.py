@@ -80,20 +80,21 @@ def step_flops(model) -> float:
     return float(counter.get_total_flops())
 
 
-def split(subset: str, which: str):
-    """(training frame, scored frame, frequency) of `subset`: the official split, or the validation window."""
+def split(subset: str, which: str, h: int | None = None):
+    """(training frame, scored frame, frequency) of `subset`: the official split, or the validation window (the
+    last `h` points of each training series, default the official horizon)."""
     train = api.load(ROOT / f"data/{subset}_train.csv")
     if which == "validation":
-        fit, scored = split_holdout(train.df, HORIZONS[subset])
+        fit, scored = split_holdout(train.df, h or HORIZONS[subset])
         return fit, scored, train.freq
     test = api.load(ROOT / f"data/{subset}_test.csv", freq=train.freq.alias)
     return train.df, test.df, train.freq
 
 
 def run(subset: str, name: str, params: dict, out: Path | None, return_matrix: bool = False,
-        which: str = "test", levels=(), refit: bool = False, as_train: bool = False):
-    fit, scored, freq = split(subset, which)
-    h = HORIZONS[subset]
+        which: str = "test", levels=(), refit: bool = False, as_train: bool = False, h: int | None = None):
+    fit, scored, freq = split(subset, which, h)
+    h = h or HORIZONS[subset]
     params = {"diagnostics": False, **params} if name in NETS else params
     model = registry.create(name, **params)
     start = time.perf_counter()
@@ -146,9 +147,13 @@ def main(argv=None) -> None:
                          "weight and calibration")
     ap.add_argument("--level", type=float, nargs="*", default=[80, 95],
                     help="prediction intervals to forecast and score (coverage, MSIS)")
+    ap.add_argument("--horizon", type=int, help="with --split validation: forecast and score this many points "
+                                                 "instead of the official horizon")
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     ap.add_argument("--out", type=Path, help="write each model's forecasts here as <subset>_<model>.csv")
     args = ap.parse_args(argv)
+    if args.horizon and args.split != "validation":
+        ap.error("--horizon needs --split validation: the test files hold the official horizons")
     if args.threads:
         import torch
 
@@ -159,7 +164,7 @@ def main(argv=None) -> None:
     for subset in subsets:
         for name in args.models:
             row = {**run(subset, name, params, args.out, which=args.split, levels=tuple(args.level),
-                       refit=args.refit, as_train=args.as_train), "params": params, "refit": args.refit,
+                       refit=args.refit, as_train=args.as_train, h=args.horizon), "params": params, "refit": args.refit,
                    "as_train": args.as_train}
             rows.append(row)
             print(json.dumps(row), flush=True)

@@ -29,23 +29,26 @@ BENCH = accuracy.ROOT.parent / "shared" / "bench"
 PEER = """
 import sys, pandas as pd
 from statsforecast import StatsForecast
-from statsforecast.models import AutoETS
+from statsforecast.models import AutoETS, Naive
 train, out, h, season, freq = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 df = pd.read_csv(train)
 if freq == "int":
     freq = 1
 else:
     df["ds"] = pd.to_datetime(df["ds"])
-fc = StatsForecast(models=[AutoETS(season_length=season)], freq=freq, n_jobs=2).forecast(df=df, h=h, level=[80, 95])
+# the naive forecast for a series too short for AutoETS ("tiny datasets"), as statsforecast's users do
+fc = StatsForecast(models=[AutoETS(season_length=season)], freq=freq, n_jobs=2,
+                   fallback_model=Naive()).forecast(df=df, h=h, level=[80, 95])
 fc = fc.rename(columns=lambda c: c.replace("AutoETS", "yhat").replace("-lo-", "_lo_").replace("-hi-", "_hi_"))
 fc.to_csv(out, index=False)
 """
 
 
-def run_peer(python: str, subset: str, which: str, out: Path, reuse: bool = False) -> tuple[dict, Path]:
-    fit, scored, freq = accuracy.split(subset, which)
-    h = accuracy.HORIZONS[subset]
-    pred = out / f"{subset}_{which}_autoets.csv"
+def run_peer(python: str, subset: str, which: str, out: Path, reuse: bool = False,
+             h: int | None = None) -> tuple[dict, Path]:
+    fit, scored, freq = accuracy.split(subset, which, h)
+    h = h or accuracy.HORIZONS[subset]
+    pred = out / f"{subset}_{which}{'' if h == accuracy.HORIZONS[subset] else f'_h{h}'}_autoets.csv"
     seconds = float("nan")
     if not (reuse and pred.is_file()):
         with tempfile.TemporaryDirectory() as tmp:
@@ -80,14 +83,18 @@ def main(argv=None) -> None:
     ap.add_argument("--subset", nargs="+", default=["all"], choices=[*accuracy.HORIZONS, "all", "m1", "m3"])
     ap.add_argument("--split", default="test", choices=["test", "validation"])
     ap.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="autoets_")))
+    ap.add_argument("--horizon", type=int, help="with --split validation: forecast and score this many points "
+                                                 "instead of the official horizon")
     ap.add_argument("--jsonl", type=Path, help="append every result row here as JSON")
     ap.add_argument("--reuse", action="store_true", help="score forecasts already written to --out again")
     args = ap.parse_args(argv)
+    if args.horizon and args.split != "validation":
+        ap.error("--horizon needs --split validation: the test files hold the official horizons")
     args.out.mkdir(parents=True, exist_ok=True)
     subsets = [s for s in accuracy.HORIZONS
                if "all" in args.subset or s in args.subset or s.split("_")[0] in args.subset]
     for subset in subsets:
-        row, _ = run_peer(args.peer_python, subset, args.split, args.out, args.reuse)
+        row, _ = run_peer(args.peer_python, subset, args.split, args.out, args.reuse, args.horizon)
         print(json.dumps(row), flush=True)
         if args.jsonl:
             with open(args.jsonl, "a") as log:
