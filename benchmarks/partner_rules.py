@@ -4,7 +4,10 @@ file): each net is fitted once on every training series less its last horizon, w
 inside the fit kept (its own validation windows: the horizon before); then every rule below picks a (partner,
 weight) from those same inputs, and the pick is scored on the held-out last horizon, from the fitted model's own
 parts: its net's forecast alone, its AR's and the Theta line of the same history. The "soft" rules average several
-pairs instead of picking one (their forecasts are linear in the parts, so the average is one combination too).
+pairs instead of picking one (their forecasts are linear in the parts, so the average is one combination too). The
+"damped" rules also offer the damped trend (`partner.damped_lines`), alone or with AR or the Theta line, under the
+one-standard-error rule with AR the incumbent; rule A is the library's since 2026-12-06 (every other rule sees only
+the three partners before it: AR, the Theta line and their mean).
 
     python3 benchmarks/partner_rules.py --subset m1_quarterly m3_yearly
 """
@@ -27,6 +30,7 @@ from forecast import registry  # noqa: E402
 from forecast.data import ID, TARGET  # noqa: E402
 from forecast.data.splits import split_holdout  # noqa: E402
 from forecast.metrics import seasonal_scale  # noqa: E402
+from forecast.models.partner import damped_lines  # noqa: E402
 from forecast.transforms import Stacked  # noqa: E402
 
 WEIGHTS = partner_module.WEIGHTS
@@ -54,7 +58,7 @@ def best_weight(errors, kind):
 def near_best(errors):
     """Every pair whose mean error is within one standard error (over the series, of its difference to the lowest)
     of the lowest, averaged with equal weights: the choice's noise averaged out instead of picked from. With one
-    series, today's rule."""
+    series, the one-standard-error rule."""
     best = lowest(errors)
     if len(errors[best]) < 2:
         return one_se(errors, best_weight(errors, "ar"))
@@ -84,7 +88,7 @@ def kinds_best(kinds):
 
 
 RULES = {
-    "today: AR at its best weight the incumbent": lambda e: one_se(e, best_weight(e, "ar")),
+    "until 2026-12-06: AR at its best weight the incumbent": lambda e: one_se(e, best_weight(e, "ar")),
     "the lowest, no rule": lowest,
     "incumbent AR + Theta at its best weight": lambda e: one_se(e, best_weight(e, "ar+theta")),
     "incumbent AR + Theta at 1/2 (the prior)": lambda e: one_se(e, ("ar+theta", 0.5)),
@@ -96,11 +100,23 @@ RULES = {
     "soft: AR's and AR + Theta's best weights, averaged": kinds_best(("ar", "ar+theta")),
     "soft: each partner's best weight, averaged": kinds_best(("ar", "ar+theta", "theta")),
 }
+BASE_KINDS = ("ar", "ar+theta", "theta")
+# rules offered the damped trend too (DAMPED_KINDS more partners), over the errors of every partner
+DAMPED_RULES = {
+    "damped A: + damped, ar+damped, theta+damped": ("damped", "ar+damped", "theta+damped"),
+    "damped B: + damped": ("damped",),
+}
 
 
-def run(subset: str, nets, origin: int = 1) -> list[dict]:
-    fit, scored, freq = accuracy.split(subset, "validation")
-    h = accuracy.HORIZONS[subset]
+def with_parts(ar, theta, damped) -> dict[str, np.ndarray]:
+    """Every partner's forecasts from AR's, the Theta line's and the damped trend's."""
+    return {"ar": ar, "theta": theta, "ar+theta": (ar + theta) / 2, "damped": damped,
+            "ar+damped": (ar + damped) / 2, "theta+damped": (theta + damped) / 2}
+
+
+def run(subset: str, nets, origin: int = 1, h: int | None = None) -> list[dict]:
+    fit, scored, freq = accuracy.split(subset, "validation", h)
+    h = h or accuracy.HORIZONS[subset]
     for _ in range(origin - 1):  # an earlier origin: the horizon before the scored one, and so on
         fit, scored = split_holdout(fit, h)
     truth = scored.groupby(ID)[TARGET]
@@ -117,9 +133,9 @@ def run(subset: str, nets, origin: int = 1) -> list[dict]:
             model = registry.create(name, diagnostics=False).fit(fit, freq, h)
         finally:
             partner_module.choose_partner = choose
-        errors = partner_module.pair_errors(*seen["inputs"])
-        assert RULES["today: AR at its best weight the incumbent"](errors) == (model.partner_kind_,
-                                                                                model.combine_weight_)
+        every = partner_module.pair_errors(*seen["inputs"])  # every partner the fit offered (partner.KINDS)
+        assert one_se(every, best_weight(every, "ar")) == (model.partner_kind_, model.combine_weight_)
+        errors = {pair: e for pair, e in every.items() if pair[0] in BASE_KINDS}  # the partners before the damped
         # the fitted model's own parts, forecasting the held-out horizon: the net alone, its AR, the Theta line
         ids, series = model.ids_, model.series_
         transforms, scaled = model._transformed(series)
@@ -127,19 +143,22 @@ def run(subset: str, nets, origin: int = 1) -> list[dict]:
         net = stacked.inverse(model._net_z(ids, scaled, h))
         ar = model.partner_._forecast(ids, series, h)
         line = stacked.inverse(partner_module.theta_lines(scaled, h))
-        partners = {"ar": ar, "theta": line, "ar+theta": (ar + line) / 2}
+        partners = with_parts(ar, line, stacked.inverse(damped_lines(scaled, h)))
         actual = np.stack([truth.get_group(i).to_numpy(float)[:h] if i in truth.groups else np.full(h, np.nan)
                            for i in ids])
         scales = np.array([seasonal_scale(y, freq.season) for y in series])
         ok = np.isfinite(scales) & (scales > 0) & np.isfinite(actual).all(axis=1)  # series too short to score: out
-        for rule, pick in RULES.items():
-            mixture = pick(errors)  # a pair, or {pair: its share} (the soft rules)
+        picks = {rule: pick(errors) for rule, pick in RULES.items()}
+        for rule, extra in DAMPED_RULES.items():
+            offered = {pair: e for pair, e in every.items() if pair[0] in (*BASE_KINDS, *extra)}
+            picks[rule] = one_se(offered, best_weight(offered, "ar"))
+        for rule, mixture in picks.items():  # a pair, or {pair: its share} (the soft rules)
             mixture = mixture if isinstance(mixture, dict) else {mixture: 1.0}
             forecast = sum(share * (w * net + (1 - w) * partners[kind]) for (kind, w), share in mixture.items())
             mase = float(np.mean(np.abs(actual - forecast).mean(axis=1)[ok] / scales[ok]))
             choice = "+".join(f"{kind} {w:g}" for kind, w in mixture) if len(mixture) < 4 else f"{len(mixture)} pairs"
-            rows.append({"subset": subset, "net": name, "rule": rule, "mase": mase, "choice": choice})
-        print(f"{subset} {name}: " + ", ".join(f"{r['choice']} {r['mase']:.4f}" for r in rows[-len(RULES):]),
+            rows.append({"subset": subset, "horizon": h, "net": name, "rule": rule, "mase": mase, "choice": choice})
+        print(f"{subset} h={h} {name}: " + ", ".join(f"{r['choice']} {r['mase']:.4f}" for r in rows[-len(picks):]),
               flush=True)
     return rows
 
@@ -151,12 +170,14 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--origin", type=int, default=1,
                     help="score the K-th horizon from the end of the training files (1: the last; 2: the one before)")
+    ap.add_argument("--horizon", type=int, help="forecast and score this many points instead of the official horizon")
     ap.add_argument("--out", type=Path, help="also write every row here (CSV)")
     args = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
-    table = pd.DataFrame([row for subset in args.subset for row in run(subset, args.models, args.origin)])
+    table = pd.DataFrame([row for subset in args.subset
+                          for row in run(subset, args.models, args.origin, args.horizon)])
     if args.out:
         table.to_csv(args.out, index=False)
     with pd.option_context("display.width", 250, "display.max_columns", 20):

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from forecast import registry
 from forecast.data import ID, TARGET, split_holdout
-from forecast.models.partner import ALPHAS, KINDS, choose_partner, partner_forecast, theta_lines
+from forecast.models import partner
+from forecast.models.partner import ALPHAS, DAMPED_GRID, KINDS, choose_partner, damped_lines, theta_lines
 from forecast.transforms import Stacked
 
 TINY = {"hidden_size": 8, "layers": 1, "epochs": 2, "lookback": 12}
@@ -40,6 +41,43 @@ def test_theta_lines_equal_the_method_computed_one_series_at_a_time(values, h):
     series = [np.array(v) for v in values]
     np.testing.assert_allclose(theta_lines(series, h), np.stack([theta_by_hand(s, h) for s in series]),
                                rtol=1e-9, atol=1e-6)
+
+
+def damped_by_hand(z: np.ndarray, h: int) -> np.ndarray:
+    """Exponential smoothing with a damped trend at each (alpha, beta, phi) of the grid, the one of least in-sample
+    one-step squared error: one series at a time, in plain Python."""
+    best = None
+    first = min(len(z) - 1, 3)
+    for alpha, beta, phi in DAMPED_GRID:
+        level, trend, sse = z[0], (z[first] - z[0]) / first if first else 0.0, 0.0
+        for value in z[1:]:
+            error = value - (level + phi * trend)
+            sse += error ** 2
+            level, trend = level + phi * trend + alpha * error, phi * trend + alpha * beta * error
+        if best is None or sse < best[0]:
+            best = (sse, level, trend, phi)
+    _, level, trend, phi = best
+    return level + np.cumsum(phi ** np.arange(1, h + 1)) * trend
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=30), min_size=1, max_size=5),
+       st.integers(1, 10))
+def test_damped_lines_equal_the_method_computed_one_series_at_a_time(values, h):
+    series = [np.array(v) for v in values]
+    np.testing.assert_allclose(damped_lines(series, h), np.stack([damped_by_hand(s, h) for s in series]),
+                               rtol=1e-7, atol=1e-5)
+
+
+def test_a_damped_trend_levels_off_where_a_theta_line_keeps_rising():
+    line = 3.0 + 2.0 * np.arange(30)
+    damped = damped_lines([line, np.array([7.0])], 200)
+    np.testing.assert_allclose(damped[1], 7.0)  # one point: its level, no trend
+    steps = np.diff(damped[0])
+    assert line[-1] + 1.5 < damped[0][0] < line[-1] + 2.0  # nearly the line's next point
+    assert (steps > 0).all() and (np.diff(steps) < 0).all()  # rising ever more slowly
+    assert damped[0][-1] < line[-1] + 2.0 * (1 / (1 - DAMPED_GRID[:, 2].max()))  # bounded: the sum of phi^k
+    assert damped[0][-1] < theta_lines([line], 200)[0][-1]  # where the line, at half its slope, goes on
 
 
 def test_a_straight_line_is_continued_at_half_its_slope():
@@ -89,15 +127,15 @@ def test_a_net_forecasts_its_weight_times_its_own_plus_the_rest_times_its_partne
     details = model.fit_details()[0]
     assert details["combine_partner"] == model.partner_kind_ in KINDS
     assert details["combine_weight"] == model.combine_weight_ in (0.0, 0.25, 0.5, 0.75, 1.0)
-    assert len(details["combine_validation_mase"].split(",")) == 3 * 5  # every partner at every weight
+    assert len(details["combine_validation_mase"].split(",")) == len(KINDS) * 5  # every partner at every weight
     ids = sorted(train[ID].unique())
     series = [train.loc[train[ID] == i, TARGET].to_numpy(float) for i in ids]
     w = model.combine_weight_
     transforms, scaled = model._transformed(series)
     stacked = Stacked(transforms)
-    partner = partner_forecast(model.partner_kind_, model.partner_._forecast(ids, series, H),
-                               stacked.inverse(theta_lines(scaled, H)))
-    expected = w * stacked.inverse(model._net_z(ids, scaled, H)) + (1 - w) * partner
+    combined = partner.partner_forecast(model.partner_kind_, model.partner_._forecast(ids, series, H),
+                               stacked.inverse(theta_lines(scaled, H)), stacked.inverse(damped_lines(scaled, H)))
+    expected = w * stacked.inverse(model._net_z(ids, scaled, H)) + (1 - w) * combined
     np.testing.assert_allclose(model.predict()["yhat"].to_numpy().reshape(len(ids), H), expected, rtol=1e-9)
 
 
@@ -106,7 +144,7 @@ def test_each_partner_saves_and_loads_to_the_same_forecasts(data, kind, tmp_path
     train, _ = split_holdout(data.df, H)
     model = registry.create("gru", **TINY, combine=kind).fit(train, data.freq, H)
     assert model.partner_kind_ == kind
-    assert (model.partner_ is None) == (kind == "theta")  # no AR fitted where the partner does not use it
+    assert (model.partner_ is None) == (not partner.uses(kind, "ar"))  # no AR fitted where the partner does not use it
     loaded = registry.load(model.save(tmp_path / kind))
     assert loaded.partner_kind_ == kind and loaded.combine_weight_ == model.combine_weight_
     np.testing.assert_allclose(loaded.predict(df=train)["yhat"], model.predict()["yhat"], rtol=1e-9)
@@ -125,5 +163,6 @@ def test_a_model_saved_before_the_theta_partner_still_combines_with_ar(data, tmp
 
 
 def test_an_unknown_partner_is_refused():
-    with pytest.raises(Exception, match="--combine ets: unknown; choose one of auto, ar, ar\\+theta, theta, none"):
+    choices = "auto, ar, ar\\+theta, theta, damped, ar\\+damped, theta\\+damped, none"
+    with pytest.raises(Exception, match=f"--combine ets: unknown; choose one of {choices}"):
         registry.create("gru", combine="ets")

@@ -39,9 +39,9 @@ def test_the_saved_model_equals_a_fresh_fit_on_all_the_data(name, m3_csv):
     saved = mlflow.pyfunc.load_model(result.model_uri).predict(data.df, params={"horizon": 6})
     np.testing.assert_allclose(saved["yhat"], fresh.predict(6)["yhat"], rtol=1e-6)
     # and not the model that was scored, whose parameters never saw the last 6 months (unless it has none: the
-    # seasonal naive, or a net's Theta partner alone, which reads the data it is given)
+    # seasonal naive, or a net's Theta line or damped trend alone, which read the data they are given)
     fixed = name == "seasonal-naive" or (name in registry.NEURAL and scored.combine_weight_ == 0
-                                         and scored.partner_kind_ == "theta")
+                                         and scored.partner_kind_ in ("theta", "damped", "theta+damped"))
     assert fixed or not np.allclose(saved["yhat"], scored.predict(6, data.df)["yhat"], rtol=1e-6)
 
 

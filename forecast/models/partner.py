@@ -1,7 +1,7 @@
-"""A net's forecasts combined with a statistical forecast (AR's, a Theta line's, or their mean), the partner and the
-weight chosen per data set on the validation windows: the lesson of the M3 and M4 competitions that combinations of
-different models beat their members, and that a global model needs a statistical fallback on data it does not
-suit."""
+"""A net's forecasts combined with a statistical forecast (AR's, a Theta line's, a damped trend's, or the mean of
+two of them), the partner and the weight chosen per data set on the validation windows: the lesson of the M3 and
+M4 competitions that combinations of different models beat their members, and that a global model needs a
+statistical fallback on data it does not suit."""
 
 from __future__ import annotations
 
@@ -13,11 +13,17 @@ from forecast.windows import validation_length
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # the net's weight; the partner gets the rest
 PRIOR_WEIGHT = 0.5  # when no series is long enough to choose on: the weight most data sets chose (README)
-KINDS = ("ar", "ar+theta", "theta")  # the statistical partners, in the order ties are broken
+# the statistical partners, in the order ties are broken (the damped ones last: added on 2026-12-06, README)
+KINDS = ("ar", "ar+theta", "theta", "damped", "ar+damped", "theta+damped")
 PRIOR_KIND = "ar+theta"  # `auto` without a series to choose on: the partner most data sets chose (README)
 PARTNERS = ("auto", *KINDS, "none")  # --combine: auto chooses among KINDS on the validation windows
 ALPHAS = np.linspace(0.05, 1.0, 20)  # the Theta line's smoothing weights, one chosen per series
 THETA_CHUNK = 16_384  # series smoothed at once: memory stays flat
+# the damped trend's grid: level weights, trend weights (as fractions of the level's) and damping factors; the
+# triple of least in-sample one-step squared error is chosen per series
+DAMPED_GRID = np.array([(a, b, phi) for a in np.linspace(0.05, 0.95, 10) for b in (0.0, 0.05, 0.1, 0.2, 0.3)
+                        for phi in (0.8, 0.88, 0.94, 0.98)])
+DAMPED_CHUNK = 4_096  # series smoothed at once: (series, grid) arrays of 6.6 MB
 
 
 def kinds_of(combine: str) -> tuple[str, ...]:
@@ -62,9 +68,57 @@ def _theta_chunk(series: list[np.ndarray], h: int) -> np.ndarray:
     return smoothed[:, None] + 0.5 * slope[:, None] * np.arange(1, h + 1)
 
 
-def partner_forecast(kind: str, ar: np.ndarray | None, theta: np.ndarray | None) -> np.ndarray:
-    """The forecasts of partner `kind` from AR's and the Theta line's (S, h), on the original scale."""
-    parts = [part for name, part in (("ar", ar), ("theta", theta)) if name in kind.split("+")]
+def damped_lines(series: list[np.ndarray], h: int) -> np.ndarray:
+    """Exponential smoothing with an additive damped trend (Gardner and McKenzie, 1985), forecasts (S, h) of the
+    (seasonally adjusted) `series`: level l and trend b updated by each one-step error e = y - (l + phi b) as
+    l += phi b + alpha e, b = phi b + alpha beta e, from l = the first value and b = the mean step of the first four;
+    the triple (alpha, beta, phi) of DAMPED_GRID with the least in-sample one-step squared error is chosen per
+    series; the forecast k steps ahead is l + (phi + ... + phi^k) b. The trend is damped, so the forecasts level off
+    where a Theta line goes on rising: the safer extrapolation far ahead (Gardner, 2006)."""
+    out = np.zeros((len(series), h))
+    for start in range(0, len(series), DAMPED_CHUNK):
+        out[start:start + DAMPED_CHUNK] = _damped_chunk(series[start:start + DAMPED_CHUNK], h)
+    return out
+
+
+def _damped_chunk(series: list[np.ndarray], h: int) -> np.ndarray:
+    if not series:
+        return np.zeros((0, h))
+    alpha, beta, phi = DAMPED_GRID.T  # (G,) each
+    lengths = np.array([len(s) for s in series])
+    width = int(lengths.max())
+    starts = width - lengths  # every series ends in the last row
+    y = np.zeros((width, len(series)))
+    for column, s in enumerate(series):
+        y[starts[column]:, column] = s
+    first = np.minimum(lengths - 1, 3)
+    slope = np.array([(s[k] - s[0]) / k if k else 0.0 for s, k in zip(series, first)])
+    level = np.zeros((len(series), len(alpha)))  # (S, G)
+    trend, sse = np.zeros_like(level), np.zeros_like(level)
+    for t in range(width):
+        begins = starts == t
+        level[begins], trend[begins] = y[t, begins][:, None], slope[begins][:, None]
+        live = (t > starts)[:, None]  # (S, 1)
+        predicted = level + phi * trend
+        error = np.where(live, y[t][:, None] - predicted, 0.0)
+        sse += error * error
+        level = np.where(live, predicted + alpha * error, level)
+        trend = np.where(live, phi * trend + alpha * beta * error, trend)
+    rows, best = np.arange(len(series)), np.argmin(sse, axis=1)
+    damping = np.cumsum(phi[best][:, None] ** np.arange(1, h + 1), axis=1)  # (S, h)
+    return level[rows, best][:, None] + damping * trend[rows, best][:, None]
+
+
+def uses(kind: str, part: str) -> bool:
+    """Whether partner `kind` (e.g. "ar+damped") is made with `part` ("ar", "theta" or "damped")."""
+    return part in kind.split("+")
+
+
+def partner_forecast(kind: str, ar: np.ndarray | None, theta: np.ndarray | None,
+                     damped: np.ndarray | None = None) -> np.ndarray:
+    """The forecasts of partner `kind` from AR's, the Theta line's and the damped trend's (S, h), on the original
+    scale."""
+    parts = [part for name, part in (("ar", ar), ("theta", theta), ("damped", damped)) if uses(kind, name)]
     return np.mean(parts, axis=0)
 
 
@@ -135,7 +189,7 @@ class Partnered:
         nets trained on those windows: then the partner and weight are the prior ones, until `inherit` takes
         those of a fit that held them out)."""
         kinds = kinds_of(self.config.combine)
-        uses_ar = any("ar" in k.split("+") for k in kinds)
+        uses_ar = any(uses(k, "ar") for k in kinds)
         long = [i for i, s in enumerate(series) if len(s) >= validation_length(h)] if self.config.validate else []
         held_out = None
         if long:
@@ -144,11 +198,12 @@ class Partnered:
             stacked = Stacked(transforms)
             held_out = fit_partner(long_ids, history, self.freq_, h, self) if uses_ar else None
             ar = held_out._forecast(long_ids, history, h) if uses_ar else None
-            theta = stacked.inverse(theta_lines(scaled, h)) if any("theta" in k for k in kinds) else None
+            theta = stacked.inverse(theta_lines(scaled, h)) if any(uses(k, "theta") for k in kinds) else None
+            damped = stacked.inverse(damped_lines(scaled, h)) if any(uses(k, "damped") for k in kinds) else None
             actual = np.stack([series[i][-h:] for i in long])
             self.partner_kind_, self.combine_weight_, self.combine_scores_ = choose_partner(
                 history, actual, stacked.inverse(self._net_z(long_ids, scaled, h)),
-                {k: partner_forecast(k, ar, theta) for k in kinds}, self.freq_.season)
+                {k: partner_forecast(k, ar, theta, damped) for k in kinds}, self.freq_.season)
         else:
             self.partner_kind_ = PRIOR_KIND if PRIOR_KIND in kinds else kinds[0]
             self.combine_weight_ = PRIOR_WEIGHT
@@ -163,11 +218,13 @@ class Partnered:
         if kind is None or self.combine_weight_ == 1.0:
             return None
         stacked = Stacked(transforms)
-        ar = theta = None
-        if "ar" in kind.split("+"):
+        ar = theta = damped = None
+        if uses(kind, "ar"):
             partner = partner if partner is not None else self.partner_
             partner.covs_ = getattr(self, "covs_", None)  # the covariates of these series
             ar = partner._forecast(ids, series, h)
-        if "theta" in kind.split("+"):
+        if uses(kind, "theta"):
             theta = stacked.inverse(theta_lines(scaled, h))
-        return combine(stacked.inverse(z), partner_forecast(kind, ar, theta), self.combine_weight_)
+        if uses(kind, "damped"):
+            damped = stacked.inverse(damped_lines(scaled, h))
+        return combine(stacked.inverse(z), partner_forecast(kind, ar, theta, damped), self.combine_weight_)
