@@ -7,9 +7,10 @@ import fcntl
 import os
 import re
 import signal
+import sqlite3
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import mlflow
@@ -54,7 +55,7 @@ def connect(uri: str | None = None) -> str:
         with open(db.with_name(db.name + ".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                _migrated(uri)
+                _migrated(uri, db)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
         _READY.add(uri)
@@ -64,13 +65,46 @@ def connect(uri: str | None = None) -> str:
 UNUSABLE = ("unable to open database", "readonly database", "not a database", "disk I/O error", "malformed")
 
 
-def _migrated(uri: str) -> None:
+STALE = re.compile(r"table (_alembic_tmp_\w+) already exists")  # a batch migration's copy of a table
+
+
+def _migrated(uri: str, db: Path) -> None:
     """Open the store, MLflow creating or migrating its schema as needed. Another program doing that at the same
     time without our lock (`mlflow ui`, a script of the user's) makes MLflow's migration fail in many ways, from
     'table already exists' to alembic's version checks and dropped indexes: try again while it finishes, unless
-    the error says the file itself cannot be used."""
-    retrying(lambda: MlflowClient(uri).search_experiments(max_results=1),
-             passing=lambda exc: not any(sign in str(exc) for sign in UNUSABLE))
+    the error says the file itself cannot be used. A migration step that failed half way (theirs or ours: SQLite's
+    migrations are not transactional) can leave the temporary copy of a table, `_alembic_tmp_<name>`, on which
+    every later try would fail: seen on two tries with no migration step between them, it is dropped."""
+    seen: dict[str, str | None] = {}
+
+    def open_store():
+        try:
+            return MlflowClient(uri).search_experiments(max_results=1)
+        except Exception as exc:
+            stale = STALE.search(str(exc))
+            if stale:
+                table, version = stale.group(1), _schema_version(db)
+                if table in seen and seen[table] == version:
+                    _drop_table(db, table)
+                seen[table] = version
+            raise
+
+    retrying(open_store, passing=lambda exc: not any(sign in str(exc) for sign in UNUSABLE))
+
+
+def _schema_version(db: Path) -> str | None:
+    """The alembic version of the SQLite store `db` (None before it has one)."""
+    with closing(sqlite3.connect(db, timeout=30)) as connection:
+        try:
+            row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+        except sqlite3.OperationalError:
+            return None
+    return row[0] if row else None
+
+
+def _drop_table(db: Path, table: str) -> None:
+    with closing(sqlite3.connect(db, timeout=30)) as connection, connection:
+        connection.execute(f'DROP TABLE IF EXISTS "{table}"')  # the name matched \w+ only
 
 
 @contextmanager
