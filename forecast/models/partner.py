@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from forecast.metrics import seasonal_scale
-from forecast.transforms import Stacked
+from forecast.transforms import Stacked, by_length
 from forecast.windows import validation_length
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # the net's weight; the partner gets the rest
@@ -23,7 +23,7 @@ THETA_CHUNK = 16_384  # series smoothed at once: memory stays flat
 # triple of least in-sample one-step squared error is chosen per series
 DAMPED_GRID = np.array([(a, b, phi) for a in np.linspace(0.05, 0.95, 10) for b in (0.0, 0.05, 0.1, 0.2, 0.3)
                         for phi in (0.8, 0.88, 0.94, 0.98)])
-DAMPED_CHUNK = 4_096  # series smoothed at once: (series, grid) arrays of 6.6 MB
+DAMPED_CHUNK = 512  # series smoothed at once: (series, grid) arrays of 0.8 MB, which stay in the cache
 
 
 def kinds_of(combine: str) -> tuple[str, ...]:
@@ -76,37 +76,37 @@ def damped_lines(series: list[np.ndarray], h: int) -> np.ndarray:
     series; the forecast k steps ahead is l + (phi + ... + phi^k) b. The trend is damped, so the forecasts level off
     where a Theta line goes on rising: the safer extrapolation far ahead (Gardner, 2006)."""
     out = np.zeros((len(series), h))
-    for start in range(0, len(series), DAMPED_CHUNK):
-        out[start:start + DAMPED_CHUNK] = _damped_chunk(series[start:start + DAMPED_CHUNK], h)
+    alpha, beta, phi = DAMPED_GRID.T  # (G,) each
+    for n, picked in by_length(series).items():  # series of one length start together: no masks
+        for start in range(0, len(picked), DAMPED_CHUNK):
+            rows = picked[start:start + DAMPED_CHUNK]
+            y = np.array([series[i] for i in rows], float).reshape(len(rows), n)
+            out[rows] = _damped_rows(y, h, alpha, alpha * beta, phi)
     return out
 
 
-def _damped_chunk(series: list[np.ndarray], h: int) -> np.ndarray:
-    if not series:
-        return np.zeros((0, h))
-    alpha, beta, phi = DAMPED_GRID.T  # (G,) each
-    lengths = np.array([len(s) for s in series])
-    width = int(lengths.max())
-    starts = width - lengths  # every series ends in the last row
-    y = np.zeros((width, len(series)))
-    for column, s in enumerate(series):
-        y[starts[column]:, column] = s
-    first = np.minimum(lengths - 1, 3)
-    slope = np.array([(s[k] - s[0]) / k if k else 0.0 for s, k in zip(series, first)])
-    level = np.zeros((len(series), len(alpha)))  # (S, G)
-    trend, sse = np.zeros_like(level), np.zeros_like(level)
-    for t in range(width):
-        begins = starts == t
-        level[begins], trend[begins] = y[t, begins][:, None], slope[begins][:, None]
-        live = (t > starts)[:, None]  # (S, 1)
-        predicted = level + phi * trend
-        error = np.where(live, y[t][:, None] - predicted, 0.0)
-        sse += error * error
-        level = np.where(live, predicted + alpha * error, level)
-        trend = np.where(live, phi * trend + alpha * beta * error, trend)
-    rows, best = np.arange(len(series)), np.argmin(sse, axis=1)
+def _damped_rows(y: np.ndarray, h: int, alpha: np.ndarray, ab: np.ndarray, phi: np.ndarray) -> np.ndarray:
+    """`damped_lines` of the rows of `y` (S, n), every triple of the grid at once, in place: (S, G) arrays."""
+    rows, n = y.shape
+    first = min(n - 1, 3)
+    slope = (y[:, first] - y[:, 0]) / first if first else np.zeros(rows)
+    level = np.repeat(y[:, :1], len(alpha), axis=1)
+    trend = np.repeat(slope[:, None], len(alpha), axis=1)
+    sse, predicted, error, scratch = (np.zeros_like(level) for _ in range(4))
+    for t in range(1, n):
+        np.multiply(phi, trend, out=predicted)
+        predicted += level
+        np.subtract(y[:, t:t + 1], predicted, out=error)
+        np.multiply(error, error, out=scratch)
+        sse += scratch
+        np.multiply(alpha, error, out=scratch)
+        np.add(predicted, scratch, out=level)  # l + phi b + alpha e
+        np.multiply(phi, trend, out=trend)
+        np.multiply(ab, error, out=scratch)
+        trend += scratch  # phi b + alpha beta e
+    picked, best = np.arange(rows), np.argmin(sse, axis=1)
     damping = np.cumsum(phi[best][:, None] ** np.arange(1, h + 1), axis=1)  # (S, h)
-    return level[rows, best][:, None] + damping * trend[rows, best][:, None]
+    return level[picked, best][:, None] + damping * trend[picked, best][:, None]
 
 
 def uses(kind: str, part: str) -> bool:
