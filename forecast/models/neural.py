@@ -4,7 +4,7 @@ Each net reads a transformed lookback window (B, L) (seasonally adjusted, in log
 `forecast.transforms`) and maps it to all h future values at once (B, h), relative to the window's last value;
 one global model (`forecast.models.nets`) is trained over every series with `forecast.training.fit_network`. With
 `ensemble` N > 1, N nets of different seeds and lookbacks are trained and the forecast is their median; with
-`combine` it is averaged with a statistical forecast (AR's, a Theta line's or their mean:
+`combine` it is averaged with a statistical forecast (AR's, a Theta line's, a damped trend's, or a mean of two:
 `forecast.models.partner`), and conformal residuals calibrate its intervals.
 """
 
@@ -64,7 +64,7 @@ class NeuralConfig:
     validate: bool = True  # hold out each series' last horizon for early stopping (False: train on every window)
     recent: float | None = None  # train on the windows ending in each series' last `recent` x horizon points only
     head: str = "local"  # how future covariates reach the forecasts (forecast.models.nets.FutureHead)
-    combine: str = "auto"  # the statistical partner (ar, theta, ar+theta; auto: chosen) and its weight are chosen
+    combine: str = "auto"  # the statistical partner (one of partner.KINDS; auto: chosen) and its weight are chosen
     # on the validation windows (forecast.models.partner)
 
     def __post_init__(self):
