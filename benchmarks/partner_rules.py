@@ -30,7 +30,6 @@ from forecast import registry  # noqa: E402
 from forecast.data import ID, TARGET  # noqa: E402
 from forecast.data.splits import split_holdout  # noqa: E402
 from forecast.metrics import seasonal_scale  # noqa: E402
-from forecast.models.partner import damped_lines  # noqa: E402
 from forecast.transforms import Stacked  # noqa: E402
 
 WEIGHTS = partner_module.WEIGHTS
@@ -101,17 +100,11 @@ RULES = {
     "soft: each partner's best weight, averaged": kinds_best(("ar", "ar+theta", "theta")),
 }
 BASE_KINDS = ("ar", "ar+theta", "theta")
-# rules offered the damped trend too (DAMPED_KINDS more partners), over the errors of every partner
+# rules offered the damped trend too (these partners more), over the errors of every partner
 DAMPED_RULES = {
     "damped A: + damped, ar+damped, theta+damped": ("damped", "ar+damped", "theta+damped"),
     "damped B: + damped": ("damped",),
 }
-
-
-def with_parts(ar, theta, damped) -> dict[str, np.ndarray]:
-    """Every partner's forecasts from AR's, the Theta line's and the damped trend's."""
-    return {"ar": ar, "theta": theta, "ar+theta": (ar + theta) / 2, "damped": damped,
-            "ar+damped": (ar + damped) / 2, "theta+damped": (theta + damped) / 2}
 
 
 def run(subset: str, nets, origin: int = 1, h: int | None = None) -> list[dict]:
@@ -143,7 +136,8 @@ def run(subset: str, nets, origin: int = 1, h: int | None = None) -> list[dict]:
         net = stacked.inverse(model._net_z(ids, scaled, h))
         ar = model.partner_._forecast(ids, series, h)
         line = stacked.inverse(partner_module.theta_lines(scaled, h))
-        partners = with_parts(ar, line, stacked.inverse(damped_lines(scaled, h)))
+        damped = stacked.inverse(partner_module.damped_lines(scaled, h))
+        partners = {k: partner_module.partner_forecast(k, ar, line, damped) for k in partner_module.KINDS}
         actual = np.stack([truth.get_group(i).to_numpy(float)[:h] if i in truth.groups else np.full(h, np.nan)
                            for i in ids])
         scales = np.array([seasonal_scale(y, freq.season) for y in series])

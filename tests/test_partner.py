@@ -34,15 +34,6 @@ def theta_by_hand(z: np.ndarray, h: int) -> np.ndarray:
     return best[1] + 0.5 * slope * np.arange(1, h + 1)
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=40), min_size=1, max_size=6),
-       st.integers(1, 10))
-def test_theta_lines_equal_the_method_computed_one_series_at_a_time(values, h):
-    series = [np.array(v) for v in values]
-    np.testing.assert_allclose(theta_lines(series, h), np.stack([theta_by_hand(s, h) for s in series]),
-                               rtol=1e-9, atol=1e-6)
-
-
 def damped_by_hand(z: np.ndarray, h: int) -> np.ndarray:
     """Exponential smoothing with a damped trend at each (alpha, beta, phi) of the grid, the one of least in-sample
     one-step squared error: one series at a time, in plain Python."""
@@ -60,13 +51,14 @@ def damped_by_hand(z: np.ndarray, h: int) -> np.ndarray:
     return level + np.cumsum(phi ** np.arange(1, h + 1)) * trend
 
 
-@settings(max_examples=40, deadline=None)
-@given(st.lists(st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=30), min_size=1, max_size=5),
+@pytest.mark.parametrize("lines, by_hand, rtol, atol", [(theta_lines, theta_by_hand, 1e-9, 1e-6),
+                                                       (damped_lines, damped_by_hand, 1e-7, 1e-5)])
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=40), min_size=1, max_size=6),
        st.integers(1, 10))
-def test_damped_lines_equal_the_method_computed_one_series_at_a_time(values, h):
+def test_the_lines_equal_their_method_computed_one_series_at_a_time(lines, by_hand, rtol, atol, values, h):
     series = [np.array(v) for v in values]
-    np.testing.assert_allclose(damped_lines(series, h), np.stack([damped_by_hand(s, h) for s in series]),
-                               rtol=1e-7, atol=1e-5)
+    np.testing.assert_allclose(lines(series, h), np.stack([by_hand(s, h) for s in series]), rtol=rtol, atol=atol)
 
 
 def test_a_damped_trend_levels_off_where_a_theta_line_keeps_rising():
