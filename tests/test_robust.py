@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -240,3 +241,21 @@ def test_a_new_store_made_at_the_same_time_by_another_program_is_waited_for(tmp_
         assert proc.returncode == 0 and out.strip().endswith("logged"), err[-2000:]
         runs = MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("raced").experiment_id])
         assert [r.data.metrics for r in runs] == [{"m": 1.0}]
+
+
+def test_a_store_of_another_mlflow_version_is_refused_in_one_line_without_waiting(air_csv, tmp_path):
+    """An out-of-date schema is no race with another program: the still file gives the same error again, which is
+    shown at once (not after the minutes that a race may be waited for), and the store is left as it was."""
+    db = tmp_path / "old.db"
+    uri = f"sqlite:///{db}"
+    connect(uri)
+    with sqlite3.connect(db) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '0123456789ab'")
+    before = db.read_bytes()
+    done = subprocess.run([sys.executable, "-m", "forecast", "train", str(air_csv), "--model", "naive", "-q"],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "MLFLOW_TRACKING_URI": uri})
+    assert done.returncode == 1
+    error = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1 and "found version 0123456789ab" in error[0] and "mlflow db upgrade" in error[0]
+    assert "Traceback" not in done.stderr
+    assert db.read_bytes() == before

@@ -65,46 +65,66 @@ def connect(uri: str | None = None) -> str:
 UNUSABLE = ("unable to open database", "readonly database", "not a database", "disk I/O error", "malformed")
 
 
-STALE = re.compile(r"table (_alembic_tmp_\w+) already exists")  # a batch migration's copy of a table
+MIGRATION_WAIT_S = 120.0  # the longest a new store waits for another program's migration
+QUIET_S = 1.0  # a store file unchanged this long is being migrated by no one
 
 
 def _migrated(uri: str, db: Path) -> None:
     """Open the store, MLflow creating or migrating its schema as needed. Another program doing that at the same
     time without our lock (`mlflow ui`, a script of the user's) makes MLflow's migration fail in many ways, from
-    'table already exists' to alembic's version checks and dropped indexes: try again while it finishes, unless
-    the error says the file itself cannot be used. A migration step that failed half way (theirs or ours: SQLite's
-    migrations are not transactional) can leave the temporary copy of a table, `_alembic_tmp_<name>`, on which
-    every later try would fail: seen on two tries with no migration step between them, it is dropped."""
-    seen: dict[str, str | None] = {}
-
-    def open_store():
+    'table already exists' to alembic's version checks and dropped indexes. After such a failure: wait until the
+    file has been still for a moment (the other program is done, or has failed), drop the temporary table copies
+    that a migration step failing half way leaves behind (`_alembic_tmp_<name>`: SQLite's migrations are not
+    transactional, and every later try would fail on them), and try again. A try that fails on a still file
+    without changing it is no race: its error is raised, as is one saying that the file cannot be used at all."""
+    deadline = time.monotonic() + MIGRATION_WAIT_S
+    still = False
+    while True:
+        before = _fingerprint(db)
         try:
-            return MlflowClient(uri).search_experiments(max_results=1)
+            with _ctrl_c_after():
+                MlflowClient(uri).search_experiments(max_results=1)
+            return
         except Exception as exc:
-            stale = STALE.search(str(exc))
-            if stale:
-                table, version = stale.group(1), _schema_version(db)
-                if table in seen and seen[table] == version:
-                    _drop_table(db, table)
-                seen[table] = version
-            raise
-
-    retrying(open_store, passing=lambda exc: not any(sign in str(exc) for sign in UNUSABLE))
+            if any(sign in str(exc) for sign in UNUSABLE) or time.monotonic() > deadline or \
+                    (still and _fingerprint(db) == before):
+                raise
+        still = _still(db, deadline)
+        if still:
+            _drop_leftovers(db)
 
 
-def _schema_version(db: Path) -> str | None:
-    """The alembic version of the SQLite store `db` (None before it has one)."""
-    with closing(sqlite3.connect(db, timeout=30)) as connection:
+def _fingerprint(db: Path) -> tuple:
+    """What changes whenever anyone writes the SQLite store `db`: its file's and its journals' sizes and times."""
+    def stat(path: Path):
         try:
-            row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
-        except sqlite3.OperationalError:
+            info = path.stat()
+        except FileNotFoundError:
             return None
-    return row[0] if row else None
+        return info.st_size, info.st_mtime_ns
+    return tuple(stat(db.with_name(db.name + suffix)) for suffix in ("", "-journal", "-wal"))
 
 
-def _drop_table(db: Path, table: str) -> None:
+def _still(db: Path, deadline: float) -> bool:
+    """Wait until the store `db` has not changed for QUIET_S seconds (True), or until the deadline (False)."""
+    last, since = _fingerprint(db), time.monotonic()
+    while time.monotonic() - since < QUIET_S:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+        now = _fingerprint(db)
+        if now != last:
+            last, since = now, time.monotonic()
+    return True
+
+
+def _drop_leftovers(db: Path) -> None:
+    """Drop the `_alembic_tmp_<name>` tables of migration steps that failed half way."""
     with closing(sqlite3.connect(db, timeout=30)) as connection, connection:
-        connection.execute(f'DROP TABLE IF EXISTS "{table}"')  # the name matched \w+ only
+        names = [row[0] for row in connection.execute(
+            r"SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '\_alembic\_tmp\_%' ESCAPE '\'")]
+        for name in names:
+            connection.execute(f'DROP TABLE IF EXISTS "{name}"')
 
 
 @contextmanager
