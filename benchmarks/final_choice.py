@@ -28,7 +28,15 @@ import accuracy  # noqa: E402
 from forecast import registry  # noqa: E402
 from forecast.data import split_holdout  # noqa: E402
 from forecast.metrics import evaluate  # noqa: E402
-from forecast.models.partner import KINDS, choose_partner, fit_partner, partner_forecast, theta_lines  # noqa: E402
+from forecast.models.partner import (  # noqa: E402
+    KINDS,
+    choose_partner,
+    damped_lines,
+    fit_partner,
+    partner_forecast,
+    seasonal_naives,
+    theta_lines,
+)
 from forecast.transforms import Stacked  # noqa: E402
 from forecast.windows import validation_length  # noqa: E402
 
@@ -39,8 +47,10 @@ def window(model, ids, histories, actual, h):
     stacked = Stacked(transforms)
     ar = fit_partner(ids, histories, model.freq_, h, model)._forecast(ids, histories, h)
     theta = stacked.inverse(theta_lines(scaled, h))
+    damped = stacked.inverse(damped_lines(scaled, h))
+    snaive = seasonal_naives(histories, h, model.freq_.season)
     return (histories, actual, stacked.inverse(model._net_z(ids, scaled, h)),
-            {k: partner_forecast(k, ar, theta) for k in KINDS})
+            {k: partner_forecast(k, ar, theta, damped, snaive) for k in KINDS})
 
 
 def pooled(a, b):

@@ -6,8 +6,11 @@ weight) from those same inputs, and the pick is scored on the held-out last hori
 parts: its net's forecast alone, its AR's and the Theta line of the same history. The "soft" rules average several
 pairs instead of picking one (their forecasts are linear in the parts, so the average is one combination too). The
 "damped" rules also offer the damped trend (`partner.damped_lines`), alone or with AR or the Theta line, under the
-one-standard-error rule with AR the incumbent; rule A is the library's since 2026-12-06 (every other rule sees only
-the three partners before it: AR, the Theta line and their mean).
+one-standard-error rule with AR the incumbent; rule A was the library's from 2026-12-06 (every other rule sees only
+the three partners before it: AR, the Theta line and their mean). The "snaive" rules also offer the seasonal
+naive forecast, alone or averaged with AR or the Theta line; rule E, the library's since the evening of 2026-12-06,
+keeps rule A's pick unless a pair with the seasonal naive is the lowest of all and beats it by more than one
+standard error.
 
     python3 benchmarks/partner_rules.py --subset m1_quarterly m3_yearly
 """
@@ -105,6 +108,13 @@ DAMPED_RULES = {
     "damped A: + damped, ar+damped, theta+damped": ("damped", "ar+damped", "theta+damped"),
     "damped B: + damped": ("damped",),
 }
+# rules offered the seasonal naive forecast too, alone or averaged with AR or the Theta line, besides the partners
+# before it (measured on 2026-12-06, README); rule E is the library's since then
+SNAIVE_RULES = {
+    "snaive C: KINDS + snaive": ("snaive",),
+    "snaive D: KINDS + snaive, ar+snaive, theta+snaive": ("snaive", "ar+snaive", "theta+snaive"),
+}
+BEFORE_SNAIVE = tuple(kind for kind in partner_module.KINDS if not partner_module.uses(kind, "snaive"))
 
 
 def run(subset: str, nets, origin: int = 1, h: int | None = None) -> list[dict]:
@@ -127,7 +137,8 @@ def run(subset: str, nets, origin: int = 1, h: int | None = None) -> list[dict]:
         finally:
             partner_module.choose_partner = choose
         every = partner_module.pair_errors(*seen["inputs"])  # every partner the fit offered (partner.KINDS)
-        assert one_se(every, best_weight(every, "ar")) == (model.partner_kind_, model.combine_weight_)
+        before = {pair: e for pair, e in every.items() if pair[0] in BEFORE_SNAIVE}
+        assert one_se(every, one_se(before, best_weight(before, "ar"))) == (model.partner_kind_, model.combine_weight_)
         errors = {pair: e for pair, e in every.items() if pair[0] in BASE_KINDS}  # the partners before the damped
         # the fitted model's own parts, forecasting the held-out horizon: the net alone, its AR, the Theta line
         ids, series = model.ids_, model.series_
@@ -137,7 +148,8 @@ def run(subset: str, nets, origin: int = 1, h: int | None = None) -> list[dict]:
         ar = model.partner_._forecast(ids, series, h)
         line = stacked.inverse(partner_module.theta_lines(scaled, h))
         damped = stacked.inverse(partner_module.damped_lines(scaled, h))
-        partners = {k: partner_module.partner_forecast(k, ar, line, damped) for k in partner_module.KINDS}
+        snaive = partner_module.seasonal_naives(series, h, freq.season)
+        partners = {k: partner_module.partner_forecast(k, ar, line, damped, snaive) for k in partner_module.KINDS}
         actual = np.stack([truth.get_group(i).to_numpy(float)[:h] if i in truth.groups else np.full(h, np.nan)
                            for i in ids])
         scales = np.array([seasonal_scale(y, freq.season) for y in series])
@@ -146,6 +158,11 @@ def run(subset: str, nets, origin: int = 1, h: int | None = None) -> list[dict]:
         for rule, extra in DAMPED_RULES.items():
             offered = {pair: e for pair, e in every.items() if pair[0] in (*BASE_KINDS, *extra)}
             picks[rule] = one_se(offered, best_weight(offered, "ar"))
+        for rule, extra in SNAIVE_RULES.items():
+            offered = {pair: e for pair, e in every.items() if pair[0] in (*BEFORE_SNAIVE, *extra)}
+            picks[rule] = one_se(offered, best_weight(offered, "ar"))
+        damped_a = picks["damped A: + damped, ar+damped, theta+damped"]
+        picks["snaive E: D's partners, the pick of damped A the incumbent"] = one_se(every, damped_a)
         for rule, mixture in picks.items():  # a pair, or {pair: its share} (the soft rules)
             mixture = mixture if isinstance(mixture, dict) else {mixture: 1.0}
             forecast = sum(share * (w * net + (1 - w) * partners[kind]) for (kind, w), share in mixture.items())

@@ -108,6 +108,28 @@ def test_another_partner_replaces_ar_only_beyond_one_standard_error():
     assert choose_partner(one, actual[:1], net[:1], {"theta": steady[:1]}, 1)[:2] == ("theta", 0.0)
 
 
+def test_a_later_generation_replaces_the_pick_only_as_the_lowest_of_all_beyond_one_standard_error():
+    rng = np.random.default_rng(2)
+    histories = [np.full(30, 10.0) + rng.normal(0, 1, 30) for _ in range(40)]
+    actual = rng.normal(10, 1, (40, 4))
+    net = actual + 5.0  # so far off that each partner takes all the weight
+    kinds = lambda partners: choose_partner(histories, actual, net, partners, 1)[:2]  # noqa: E731
+    # the Theta line beats AR beyond noise and is the pick; the seasonal naive beats the line beyond noise too
+    assert kinds({"ar": actual + 1.0, "theta": actual + 0.9, "snaive": actual + 0.8}) == ("snaive", 0.0)
+    # the seasonal naive beats AR beyond noise, but the Theta line (kept out by AR) is lower still: AR stays
+    assert kinds({"ar": actual + 1.0, "theta": actual + np.where(np.arange(40) % 2, 0.0, 1.8)[:, None],
+                  "snaive": actual + 0.95}) == ("ar", 0.0)
+    assert kinds({"ar": actual + 1.0, "snaive": actual + 0.95}) == ("snaive", 0.0)  # without the line: replaced
+    # a seasonal naive only within noise of the pick does not replace it
+    noisy = actual + np.where(np.arange(40) % 2, 0.25, 1.7)[:, None]
+    assert kinds({"ar": actual + 1.0, "snaive": noisy}) == ("ar", 0.0)
+
+
+def test_the_seasonal_naive_repeats_the_last_season_or_the_last_value():
+    np.testing.assert_array_equal(partner.seasonal_naives([np.arange(10.0), np.array([3.0, 5.0])], 7, 4),
+                                  [[6, 7, 8, 9, 6, 7, 8], [5, 5, 5, 5, 5, 5, 5]])
+
+
 @pytest.fixture(scope="module")
 def fitted(data):
     train, _ = split_holdout(data.df, H)
@@ -125,8 +147,10 @@ def test_a_net_forecasts_its_weight_times_its_own_plus_the_rest_times_its_partne
     w = model.combine_weight_
     transforms, scaled = model._transformed(series)
     stacked = Stacked(transforms)
-    combined = partner.partner_forecast(model.partner_kind_, model.partner_._forecast(ids, series, H),
-                               stacked.inverse(theta_lines(scaled, H)), stacked.inverse(damped_lines(scaled, H)))
+    ar = model.partner_._forecast(ids, series, H) if model.partner_ is not None else None
+    combined = partner.partner_forecast(model.partner_kind_, ar, stacked.inverse(theta_lines(scaled, H)),
+                                        stacked.inverse(damped_lines(scaled, H)),
+                                        partner.seasonal_naives(series, H, data.freq.season))
     expected = w * stacked.inverse(model._net_z(ids, scaled, H)) + (1 - w) * combined
     np.testing.assert_allclose(model.predict()["yhat"].to_numpy().reshape(len(ids), H), expected, rtol=1e-9)
 
@@ -155,6 +179,7 @@ def test_a_model_saved_before_the_theta_partner_still_combines_with_ar(data, tmp
 
 
 def test_an_unknown_partner_is_refused():
-    choices = "auto, ar, ar\\+theta, theta, damped, ar\\+damped, theta\\+damped, none"
+    choices = ("auto, ar, ar\\+theta, theta, damped, ar\\+damped, theta\\+damped, snaive, ar\\+snaive, "
+               "theta\\+snaive, none")
     with pytest.raises(Exception, match=f"--combine ets: unknown; choose one of {choices}"):
         registry.create("gru", combine="ets")

@@ -1,7 +1,7 @@
-"""A net's forecasts combined with a statistical forecast (AR's, a Theta line's, a damped trend's, or the mean of
-two of them), the partner and the weight chosen per data set on the validation windows: the lesson of the M3 and
-M4 competitions that combinations of different models beat their members, and that a global model needs a
-statistical fallback on data it does not suit."""
+"""A net's forecasts combined with a statistical forecast (AR's, a Theta line's, a damped trend's, the seasonal
+naive's, or the mean of two of them), the partner and the weight chosen per data set on the validation windows:
+the lesson of the M3 and M4 competitions that combinations of different models beat their members, and that a
+global model needs a statistical fallback on data it does not suit."""
 
 from __future__ import annotations
 
@@ -13,8 +13,12 @@ from forecast.windows import validation_length
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # the net's weight; the partner gets the rest
 PRIOR_WEIGHT = 0.5  # when no series is long enough to choose on: the weight most data sets chose (README)
-# the statistical partners, in the order ties are broken (the damped ones last: added on 2026-12-06, README)
-KINDS = ("ar", "ar+theta", "theta", "damped", "ar+damped", "theta+damped")
+# the statistical partners in generations, in the order ties are broken: the pick among the first generations keeps
+# its place unless the lowest of a later generation is the lowest of all and beats it by more than one standard error
+# (the damped trend's added on 2026-12-06, the seasonal naive's later that day: README)
+GENERATIONS = (("ar",), ("ar+theta", "theta", "damped", "ar+damped", "theta+damped"),
+               ("snaive", "ar+snaive", "theta+snaive"))
+KINDS = tuple(kind for generation in GENERATIONS for kind in generation)
 PRIOR_KIND = "ar+theta"  # `auto` without a series to choose on: the partner most data sets chose (README)
 PARTNERS = ("auto", *KINDS, "none")  # --combine: auto chooses among KINDS on the validation windows
 ALPHAS = np.linspace(0.05, 1.0, 20)  # the Theta line's smoothing weights, one chosen per series
@@ -109,16 +113,27 @@ def _damped_rows(y: np.ndarray, h: int, alpha: np.ndarray, ab: np.ndarray, phi: 
     return level[picked, best][:, None] + damping * trend[picked, best][:, None]
 
 
+def seasonal_naives(series: list[np.ndarray], h: int, season: int) -> np.ndarray:
+    """The seasonal naive forecasts (S, h): each series' last `season` values repeated; its last value where the
+    series is shorter than a season."""
+    out = np.zeros((len(series), h))
+    for row, y in enumerate(series):
+        m = season if len(y) >= season else 1
+        out[row] = np.asarray(y, float)[len(y) - m + np.arange(h) % m]
+    return out
+
+
 def uses(kind: str, part: str) -> bool:
-    """Whether partner `kind` (e.g. "ar+damped") is made with `part` ("ar", "theta" or "damped")."""
+    """Whether partner `kind` (e.g. "ar+damped") is made with `part` ("ar", "theta", "damped" or "snaive")."""
     return part in kind.split("+")
 
 
 def partner_forecast(kind: str, ar: np.ndarray | None, theta: np.ndarray | None,
-                     damped: np.ndarray | None = None) -> np.ndarray:
-    """The forecasts of partner `kind` from AR's, the Theta line's and the damped trend's (S, h), on the original
-    scale."""
-    parts = [part for name, part in (("ar", ar), ("theta", theta), ("damped", damped)) if uses(kind, name)]
+                     damped: np.ndarray | None = None, snaive: np.ndarray | None = None) -> np.ndarray:
+    """The forecasts of partner `kind` from AR's, the Theta line's, the damped trend's and the seasonal naive's
+    (S, h), on the original scale."""
+    parts = [part for name, part in (("ar", ar), ("theta", theta), ("damped", damped), ("snaive", snaive))
+             if uses(kind, name)]
     return np.mean(parts, axis=0)
 
 
@@ -150,9 +165,10 @@ def choose_partner(histories, actual: np.ndarray, net: np.ndarray, partners: dic
     """The partner (a key of `partners`) and weight w of WEIGHTS whose combination w net + (1 - w) partner has the
     lowest MASE on the validation windows (`actual`, `net`, each partner: (S, h); each series scaled by its
     history's seasonal-naive MAE), with every pair's MASE keyed "partner:w"; ties go to the net, then to the
-    partner named first. AR, where it is a choice, is the incumbent: another partner replaces it only when it beats
-    AR's best weight by more than one standard error of the two's difference over the series (the one-standard-
-    error rule of model selection), so that a few windows, or one series, do not swap it on noise."""
+    partner named first. The partners come in GENERATIONS, AR the first: the pick among the earlier generations is
+    the incumbent, replaced only by the lowest pair of a later generation that is the lowest of all so far and
+    beats it by more than one standard error of the two's difference over the series (the one-standard-error rule
+    of model selection), so that a few windows, or one series, do not swap it on noise."""
     errors = pair_errors(histories, actual, net, partners, season)
     scores, best = {}, {}
     for (kind, w), per_series in errors.items():
@@ -164,13 +180,23 @@ def choose_partner(histories, actual: np.ndarray, net: np.ndarray, partners: dic
     if not best:
         kind = PRIOR_KIND if PRIOR_KIND in partners else next(iter(partners))
         return kind, PRIOR_WEIGHT, scores
-    kind = min(best, key=lambda k: (best[k][1], -best[k][0]))  # dicts keep order: ties to the first named
-    if kind != "ar" and "ar" in best:
-        difference = errors[("ar", best["ar"][0])] - errors[(kind, best[kind][0])]
-        difference = difference[np.isfinite(difference)]
-        if len(difference) < 2 or difference.mean() <= difference.std(ddof=1) / np.sqrt(len(difference)):
-            kind = "ar"
+    order = lambda k: (best[k][1], -best[k][0])  # noqa: E731 - dicts keep order: ties to the first named
+    kind, offered = None, []
+    for generation in (*GENERATIONS, tuple(k for k in best if k not in KINDS)):
+        offered += [k for k in best if k in generation]
+        lowest = min(offered, key=order, default=None)
+        if kind is None or lowest in generation and lowest != kind and _beats(errors, (lowest, best[lowest][0]),
+                                                                           (kind, best[kind][0])):
+            kind = lowest
     return kind, best[kind][0], scores
+
+
+def _beats(errors, challenger, incumbent) -> bool:
+    """Whether pair `challenger`'s errors are lower than `incumbent`'s by more than one standard error of their
+    difference over the series."""
+    difference = errors[incumbent] - errors[challenger]
+    difference = difference[np.isfinite(difference)]
+    return len(difference) >= 2 and difference.mean() > difference.std(ddof=1) / np.sqrt(len(difference))
 
 
 def combine(net: np.ndarray, partner: np.ndarray, weight: float) -> np.ndarray:
@@ -200,10 +226,11 @@ class Partnered:
             ar = held_out._forecast(long_ids, history, h) if uses_ar else None
             theta = stacked.inverse(theta_lines(scaled, h)) if any(uses(k, "theta") for k in kinds) else None
             damped = stacked.inverse(damped_lines(scaled, h)) if any(uses(k, "damped") for k in kinds) else None
+            snaive = seasonal_naives(history, h, self.freq_.season)
             actual = np.stack([series[i][-h:] for i in long])
             self.partner_kind_, self.combine_weight_, self.combine_scores_ = choose_partner(
                 history, actual, stacked.inverse(self._net_z(long_ids, scaled, h)),
-                {k: partner_forecast(k, ar, theta, damped) for k in kinds}, self.freq_.season)
+                {k: partner_forecast(k, ar, theta, damped, snaive) for k in kinds}, self.freq_.season)
         else:
             self.partner_kind_ = PRIOR_KIND if PRIOR_KIND in kinds else kinds[0]
             self.combine_weight_ = PRIOR_WEIGHT
@@ -218,7 +245,7 @@ class Partnered:
         if kind is None or self.combine_weight_ == 1.0:
             return None
         stacked = Stacked(transforms)
-        ar = theta = damped = None
+        ar = theta = damped = snaive = None
         if uses(kind, "ar"):
             partner = partner if partner is not None else self.partner_
             partner.covs_ = getattr(self, "covs_", None)  # the covariates of these series
@@ -227,4 +254,6 @@ class Partnered:
             theta = stacked.inverse(theta_lines(scaled, h))
         if uses(kind, "damped"):
             damped = stacked.inverse(damped_lines(scaled, h))
-        return combine(stacked.inverse(z), partner_forecast(kind, ar, theta, damped), self.combine_weight_)
+        if uses(kind, "snaive"):
+            snaive = seasonal_naives(series, h, self.freq_.season)
+        return combine(stacked.inverse(z), partner_forecast(kind, ar, theta, damped, snaive), self.combine_weight_)
