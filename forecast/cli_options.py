@@ -109,8 +109,9 @@ def model_options(f):
                      help="Hold out each series' last horizon for early stopping [default: on]."),
         click.option("--recent", type=float, help="Train on windows from each series' last N horizons only."),
         click.option("--combine", type=click.Choice(PARTNERS), default=None,
-                     help="Nets: average with a statistical forecast (AR's, the Theta method's or their mean), the "
-                          "partner (auto) and weight chosen on the validation windows [default: auto]."),
+                     help="Nets: average with a statistical forecast (AR's, the Theta method's, a damped trend's, the "
+                          "seasonal naive's, or a mean of two), the partner (auto) and weight chosen on the "
+                          "validation windows [default: auto]."),
         click.option("--diagnostics/--no-diagnostics", default=None,
                      help="Measure the gradient flow by lag during training [default: on]."),
         click.option("--lags", type=int, help="AR order τ [default: chosen per series by AIC]."),
