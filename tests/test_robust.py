@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 
 import mlflow
@@ -21,6 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from forecast import api
 from forecast.cli import main, ui_warning
+from forecast.tracking import store as tracking_store
 from forecast.tracking.store import connect
 
 FORECAST = [sys.executable, "-m", "forecast"]
@@ -259,3 +261,40 @@ def test_a_store_of_another_mlflow_version_is_refused_in_one_line_without_waitin
     assert len(error) == 1 and "found version 0123456789ab" in error[0] and "mlflow db upgrade" in error[0]
     assert "Traceback" not in done.stderr
     assert db.read_bytes() == before
+
+
+def test_half_done_migration_copies_are_dropped_and_nothing_else(tmp_path):
+    db = tmp_path / "store.db"
+    with sqlite3.connect(db) as connection:
+        for table in ("runs", "_alembic_tmp_experiments", "_alembic_tmp_metrics", "alembic_tmp_kept"):
+            connection.execute(f'CREATE TABLE "{table}" (x INTEGER)')
+        connection.execute("INSERT INTO runs VALUES (7)")
+    tracking_store._drop_leftovers(db)
+    with sqlite3.connect(db) as connection:
+        tables = sorted(row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+        assert tables == ["alembic_tmp_kept", "runs"]
+        assert connection.execute("SELECT x FROM runs").fetchall() == [(7,)]
+
+
+def test_a_store_is_still_only_once_no_one_has_written_it_for_a_while(tmp_path):
+    db = tmp_path / "store.db"
+    with sqlite3.connect(db) as connection:
+        connection.execute("CREATE TABLE t (x INTEGER)")
+    assert tracking_store._still(db, deadline=time.monotonic() + 30)  # no one writes it
+    stop = threading.Event()
+
+    def writer():
+        with sqlite3.connect(db) as connection:
+            while not stop.is_set():
+                connection.execute("INSERT INTO t VALUES (1)")
+                connection.commit()
+                time.sleep(0.02)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        # written all along: never still before the deadline
+        assert not tracking_store._still(db, deadline=time.monotonic() + 3 * tracking_store.QUIET_S)
+    finally:
+        stop.set()
+        thread.join()
