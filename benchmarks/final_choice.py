@@ -28,15 +28,7 @@ import accuracy  # noqa: E402
 from forecast import registry  # noqa: E402
 from forecast.data import split_holdout  # noqa: E402
 from forecast.metrics import evaluate  # noqa: E402
-from forecast.models.partner import (  # noqa: E402
-    KINDS,
-    choose_partner,
-    damped_lines,
-    fit_partner,
-    partner_forecast,
-    seasonal_naives,
-    theta_lines,
-)
+from forecast.models.partner import KINDS, choose_partner, fit_partner, partner_forecast, statistical_parts  # noqa: E402
 from forecast.transforms import Stacked  # noqa: E402
 from forecast.windows import validation_length  # noqa: E402
 
@@ -46,11 +38,9 @@ def window(model, ids, histories, actual, h):
     transforms, scaled = model._transformed(histories)
     stacked = Stacked(transforms)
     ar = fit_partner(ids, histories, model.freq_, h, model)._forecast(ids, histories, h)
-    theta = stacked.inverse(theta_lines(scaled, h))
-    damped = stacked.inverse(damped_lines(scaled, h))
-    snaive = seasonal_naives(histories, h, model.freq_.season)
+    parts = statistical_parts(KINDS, histories, stacked, scaled, h, model.freq_.season)
     return (histories, actual, stacked.inverse(model._net_z(ids, scaled, h)),
-            {k: partner_forecast(k, ar, theta, damped, snaive) for k in KINDS})
+            {k: partner_forecast(k, ar, **parts) for k in KINDS})
 
 
 def pooled(a, b):

@@ -1,16 +1,15 @@
 #!/usr/bin/env python3
-"""Rules for choosing a net's statistical partner and weight, compared on the validation split only (never a test
-file): each net is fitted once on every training series less its last horizon, with what its partner choice saw
-inside the fit kept (its own validation windows: the horizon before); then every rule below picks a (partner,
-weight) from those same inputs, and the pick is scored on the held-out last horizon, from the fitted model's own
-parts: its net's forecast alone, its AR's and the Theta line of the same history. The "soft" rules average several
-pairs instead of picking one (their forecasts are linear in the parts, so the average is one combination too). The
-"damped" rules also offer the damped trend (`partner.damped_lines`), alone or with AR or the Theta line, under the
-one-standard-error rule with AR the incumbent; rule A was the library's from 2026-12-06 (every other rule sees only
-the three partners before it: AR, the Theta line and their mean). The "snaive" rules also offer the seasonal
-naive forecast, alone or averaged with AR or the Theta line; rule E, the library's since the evening of 2026-12-06,
-keeps rule A's pick unless a pair with the seasonal naive is the lowest of all and beats it by more than one
-standard error.
+"""Rules for choosing a net's statistical partner and weight, compared on the validation split only (never a test file):
+each net is fitted once on every training series less its last horizon, with what its partner choice saw inside the
+fit kept (its own validation windows: the horizon before); then every rule below picks a (partner, weight) from those
+same inputs, and the pick is scored on the held-out last horizon, from the fitted model's own parts: its net's
+forecast alone, its AR's and the other partners' of the same history. The "soft" rules average several pairs instead
+of picking one (their forecasts are linear in the parts, so the average is one combination too). The "damped" rules
+also offer the damped trend (`partner.damped_lines`), alone or with AR or the Theta line, under the one-standard-
+error rule with AR the incumbent; rule A was the library's from 2026-12-06 (every other rule sees only the three
+partners before it: AR, the Theta line and their mean). The "snaive" rules also offer the seasonal naive forecast,
+alone or averaged with AR or the Theta line; rule E, the library's since the evening of 2026-12-06, keeps rule A's
+pick unless a pair with the seasonal naive is the lowest of all and beats it by more than one standard error.
 
     python3 benchmarks/partner_rules.py --subset m1_quarterly m3_yearly
 """
@@ -140,16 +139,15 @@ def run(subset: str, nets, origin: int = 1, h: int | None = None) -> list[dict]:
         before = {pair: e for pair, e in every.items() if pair[0] in BEFORE_SNAIVE}
         assert one_se(every, one_se(before, best_weight(before, "ar"))) == (model.partner_kind_, model.combine_weight_)
         errors = {pair: e for pair, e in every.items() if pair[0] in BASE_KINDS}  # the partners before the damped
-        # the fitted model's own parts, forecasting the held-out horizon: the net alone, its AR, the Theta line
+        # the fitted model's own parts, forecasting the held-out horizon: the net alone, its AR, the Theta line,
+        # the damped trend and the seasonal naive
         ids, series = model.ids_, model.series_
         transforms, scaled = model._transformed(series)
         stacked = Stacked(transforms)
         net = stacked.inverse(model._net_z(ids, scaled, h))
         ar = model.partner_._forecast(ids, series, h)
-        line = stacked.inverse(partner_module.theta_lines(scaled, h))
-        damped = stacked.inverse(partner_module.damped_lines(scaled, h))
-        snaive = partner_module.seasonal_naives(series, h, freq.season)
-        partners = {k: partner_module.partner_forecast(k, ar, line, damped, snaive) for k in partner_module.KINDS}
+        parts = partner_module.statistical_parts(partner_module.KINDS, series, stacked, scaled, h, freq.season)
+        partners = {k: partner_module.partner_forecast(k, ar, **parts) for k in partner_module.KINDS}
         actual = np.stack([truth.get_group(i).to_numpy(float)[:h] if i in truth.groups else np.full(h, np.nan)
                            for i in ids])
         scales = np.array([seasonal_scale(y, freq.season) for y in series])

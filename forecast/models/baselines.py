@@ -36,6 +36,11 @@ def residual_scale(y: np.ndarray, lag: int) -> np.ndarray:
     return np.sqrt(np.mean((y[:, lag:] - y[:, :-lag]) ** 2, axis=1))
 
 
+def seasonal_repeats(y: np.ndarray, h: int, m: int) -> np.ndarray:
+    """(S, h): each row of `y` (S, n) continued by its last `m` values repeated (NaN where a row is empty)."""
+    return y[:, -m:][:, np.arange(h) % m] if y.shape[1] else np.full((len(y), h), np.nan)
+
+
 class _Baseline(PerSeries, Forecaster):
     """What both naive models share: a forecast and its textbook standard deviation per series, calibrated; the
     series of one length computed as one matrix."""
@@ -106,5 +111,4 @@ class SeasonalNaive(_Baseline):
     def _path_rows(self, y, h):
         m = self.config.season or self.freq_.season
         m = m if y.shape[1] >= m else 1
-        yhat = y[:, -m:][:, np.arange(h) % m] if y.shape[1] else np.full((len(y), h), np.nan)
-        return yhat, residual_scale(y, m)[:, None] * np.sqrt(np.arange(h) // m + 1)
+        return seasonal_repeats(y, h, m), residual_scale(y, m)[:, None] * np.sqrt(np.arange(h) // m + 1)

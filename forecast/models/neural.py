@@ -4,8 +4,8 @@ Each net reads a transformed lookback window (B, L) (seasonally adjusted, in log
 `forecast.transforms`) and maps it to all h future values at once (B, h), relative to the window's last value;
 one global model (`forecast.models.nets`) is trained over every series with `forecast.training.fit_network`. With
 `ensemble` N > 1, N nets of different seeds and lookbacks are trained and the forecast is their median; with
-`combine` it is averaged with a statistical forecast (AR's, a Theta line's, a damped trend's, or a mean of two:
-`forecast.models.partner`), and conformal residuals calibrate its intervals.
+`combine` it is averaged with a statistical forecast (AR's, a Theta line's, a damped trend's, the seasonal
+naive's, or a mean of two: `forecast.models.partner`), and conformal residuals calibrate its intervals.
 """
 
 from __future__ import annotations

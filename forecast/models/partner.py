@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from forecast.metrics import seasonal_scale
+from forecast.models.baselines import seasonal_repeats
 from forecast.transforms import Stacked, by_length
 from forecast.windows import validation_length
 
@@ -115,17 +116,28 @@ def _damped_rows(y: np.ndarray, h: int, alpha: np.ndarray, ab: np.ndarray, phi: 
 
 def seasonal_naives(series: list[np.ndarray], h: int, season: int) -> np.ndarray:
     """The seasonal naive forecasts (S, h): each series' last `season` values repeated; its last value where the
-    series is shorter than a season."""
+    series is shorter than a season (the `seasonal-naive` model's forecasts)."""
     out = np.zeros((len(series), h))
-    for row, y in enumerate(series):
-        m = season if len(y) >= season else 1
-        out[row] = np.asarray(y, float)[len(y) - m + np.arange(h) % m]
+    for n, picked in by_length(series).items():
+        rows = np.array([series[i] for i in picked], float).reshape(len(picked), n)
+        out[picked] = seasonal_repeats(rows, h, season if n >= season else 1)
     return out
 
 
 def uses(kind: str, part: str) -> bool:
     """Whether partner `kind` (e.g. "ar+damped") is made with `part` ("ar", "theta", "damped" or "snaive")."""
     return part in kind.split("+")
+
+
+def statistical_parts(kinds, series: list[np.ndarray], stacked: Stacked, scaled: list[np.ndarray], h: int,
+                      season: int) -> dict[str, np.ndarray | None]:
+    """The forecasts (S, h) on the original scale of every part but AR that partners `kinds` use (None for the
+    others), keyed as `partner_forecast` takes them: the Theta line and the damped trend of the transformed series
+    `scaled` (their transforms `stacked`), the seasonal naive of the original `series`."""
+    makers = {"theta": lambda: stacked.inverse(theta_lines(scaled, h)),
+              "damped": lambda: stacked.inverse(damped_lines(scaled, h)),
+              "snaive": lambda: seasonal_naives(series, h, season)}
+    return {part: make() if any(uses(kind, part) for kind in kinds) else None for part, make in makers.items()}
 
 
 def partner_forecast(kind: str, ar: np.ndarray | None, theta: np.ndarray | None,
@@ -224,13 +236,11 @@ class Partnered:
             stacked = Stacked(transforms)
             held_out = fit_partner(long_ids, history, self.freq_, h, self) if uses_ar else None
             ar = held_out._forecast(long_ids, history, h) if uses_ar else None
-            theta = stacked.inverse(theta_lines(scaled, h)) if any(uses(k, "theta") for k in kinds) else None
-            damped = stacked.inverse(damped_lines(scaled, h)) if any(uses(k, "damped") for k in kinds) else None
-            snaive = seasonal_naives(history, h, self.freq_.season)
+            parts = statistical_parts(kinds, history, stacked, scaled, h, self.freq_.season)
             actual = np.stack([series[i][-h:] for i in long])
             self.partner_kind_, self.combine_weight_, self.combine_scores_ = choose_partner(
                 history, actual, stacked.inverse(self._net_z(long_ids, scaled, h)),
-                {k: partner_forecast(k, ar, theta, damped, snaive) for k in kinds}, self.freq_.season)
+                {k: partner_forecast(k, ar, **parts) for k in kinds}, self.freq_.season)
         else:
             self.partner_kind_ = PRIOR_KIND if PRIOR_KIND in kinds else kinds[0]
             self.combine_weight_ = PRIOR_WEIGHT
@@ -244,16 +254,10 @@ class Partnered:
         kind = getattr(self, "partner_kind_", None)
         if kind is None or self.combine_weight_ == 1.0:
             return None
-        stacked = Stacked(transforms)
-        ar = theta = damped = snaive = None
+        stacked, ar = Stacked(transforms), None
         if uses(kind, "ar"):
             partner = partner if partner is not None else self.partner_
             partner.covs_ = getattr(self, "covs_", None)  # the covariates of these series
             ar = partner._forecast(ids, series, h)
-        if uses(kind, "theta"):
-            theta = stacked.inverse(theta_lines(scaled, h))
-        if uses(kind, "damped"):
-            damped = stacked.inverse(damped_lines(scaled, h))
-        if uses(kind, "snaive"):
-            snaive = seasonal_naives(series, h, self.freq_.season)
-        return combine(stacked.inverse(z), partner_forecast(kind, ar, theta, damped, snaive), self.combine_weight_)
+        parts = statistical_parts((kind,), series, stacked, scaled, h, self.freq_.season)
+        return combine(stacked.inverse(z), partner_forecast(kind, ar, **parts), self.combine_weight_)
