@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import closing
 
 import mlflow
 import numpy as np
@@ -263,38 +264,35 @@ def test_a_store_of_another_mlflow_version_is_refused_in_one_line_without_waitin
     assert db.read_bytes() == before
 
 
-def test_half_done_migration_copies_are_dropped_and_nothing_else(tmp_path):
+def test_a_new_store_is_made_aside_and_put_in_place_whole(tmp_path):
     db = tmp_path / "store.db"
-    with sqlite3.connect(db) as connection:
-        for table in ("runs", "_alembic_tmp_experiments", "_alembic_tmp_metrics", "alembic_tmp_kept"):
-            connection.execute(f'CREATE TABLE "{table}" (x INTEGER)')
-        connection.execute("INSERT INTO runs VALUES (7)")
-    tracking_store._drop_leftovers(db)
-    with sqlite3.connect(db) as connection:
-        tables = sorted(row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
-        assert tables == ["alembic_tmp_kept", "runs"]
-        assert connection.execute("SELECT x FROM runs").fetchall() == [(7,)]
+    connect(f"sqlite:///{db}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store.db", "store.db.lock"]  # nothing left aside
+    assert tracking_store._schema(db) == tracking_store._latest_schema()
+    assert [e.name for e in MlflowClient(f"sqlite:///{db}").search_experiments()] == ["Default"]
 
 
-def test_a_store_is_still_only_once_no_one_has_written_it_for_a_while(tmp_path):
+def test_a_store_that_another_program_is_creating_is_waited_for_and_left_to_it(tmp_path):
+    """The other program has opened the new file (SQLite made it, empty) and fills it two seconds later: ours
+    writes nothing to it meanwhile (MLflow's migrations side by side break each other) and uses what it made."""
+    theirs = tmp_path / "theirs.db"
+    MlflowClient(f"sqlite:///{theirs}").create_experiment("theirs")
     db = tmp_path / "store.db"
-    with sqlite3.connect(db) as connection:
-        connection.execute("CREATE TABLE t (x INTEGER)")
-    assert tracking_store._still(db, deadline=time.monotonic() + 30)  # no one writes it
-    stop = threading.Event()
+    db.touch()
+    seen = []
 
-    def writer():
-        with sqlite3.connect(db) as connection:
-            while not stop.is_set():
-                connection.execute("INSERT INTO t VALUES (1)")
-                connection.commit()
-                time.sleep(0.02)
+    def other_program():
+        time.sleep(2)
+        seen.append(db.stat().st_size)
+        with closing(sqlite3.connect(theirs)) as source, closing(sqlite3.connect(db)) as target:
+            source.backup(target)
 
-    thread = threading.Thread(target=writer)
+    thread = threading.Thread(target=other_program)
+    started = time.monotonic()
     thread.start()
     try:
-        # written all along: never still before the deadline
-        assert not tracking_store._still(db, deadline=time.monotonic() + 3 * tracking_store.QUIET_S)
+        connect(f"sqlite:///{db}")
     finally:
-        stop.set()
         thread.join()
+    assert time.monotonic() - started >= 2 and seen == [0]
+    assert sorted(e.name for e in MlflowClient(f"sqlite:///{db}").search_experiments()) == ["Default", "theirs"]

@@ -62,36 +62,87 @@ def connect(uri: str | None = None) -> str:
     return uri
 
 
-UNUSABLE = ("unable to open database", "readonly database", "not a database", "disk I/O error", "malformed")
-
-
-MIGRATION_WAIT_S = 120.0  # the longest a new store waits for another program's migration
-QUIET_S = 1.0  # a store file unchanged this long is being migrated by no one
+MIGRATION_WAIT_S = 120.0  # the longest a new store waits for another program to finish creating it
+STALE_S = 5.0  # a store short of MLflow's schema and unchanged this long is being created by no one
 
 
 def _migrated(uri: str, db: Path) -> None:
-    """Open the store, MLflow creating or migrating its schema as needed. Another program doing that at the same
-    time without our lock (`mlflow ui`, a script of the user's) makes MLflow's migration fail in many ways, from
-    'table already exists' to alembic's version checks and dropped indexes. After such a failure: wait until the
-    file has been still for a moment (the other program is done, or has failed), drop the temporary table copies
-    that a migration step failing half way leaves behind (`_alembic_tmp_<name>`: SQLite's migrations are not
-    transactional, and every later try would fail on them), and try again. A try that fails on a still file
-    without changing it is no race: its error is raised, as is one saying that the file cannot be used at all."""
-    deadline = time.monotonic() + MIGRATION_WAIT_S
-    still = False
-    while True:
-        before = _fingerprint(db)
+    """Open the store, creating it first where it does not exist. MLflow creates a SQLite store's schema step by
+    step, in place and not in one transaction, so two programs doing it at once (ours and `mlflow ui` or a script
+    of the user's, which take no lock of ours) fail each other in many ways, from 'table already exists' to a
+    'duplicate column' that no retry gets past. So a new store is created aside, complete, and then put in place
+    only if no one else has made it meanwhile; a store someone else is still creating is waited for, never
+    migrated alongside them."""
+    if not db.exists():
+        _create_aside(db)
+    _wait_for_schema(db)
+    with _ctrl_c_after():
+        retrying(lambda: MlflowClient(uri).search_experiments(max_results=1))
+
+
+def _create_aside(db: Path) -> None:
+    """Create the store `db` in a file of its own beside it (MLflow's whole schema and its Default experiment, as
+    MLflow makes them) and link it in as `db` unless that exists by then, made by another program."""
+    from mlflow.store.tracking import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    aside = db.with_name(f".{db.name}.{os.getpid()}.new")
+    uri = f"sqlite:///{aside}"
+    try:
+        with _ctrl_c_after():
+            SqlAlchemyStore(uri, DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH)
+            engine = getattr(SqlAlchemyStore, "_engine_map", {}).pop(uri, None)  # (MLflow keeps the engines it made)
+            if engine is not None:
+                engine.dispose()
         try:
-            with _ctrl_c_after():
-                MlflowClient(uri).search_experiments(max_results=1)
+            os.link(aside, db)  # atomic: fails where `db` exists
+        except FileExistsError:
+            pass  # another program made it first: waited for by the caller
+        except OSError:
+            pass  # no hard links on this file system: MLflow creates the store in place, as it always has
+    finally:
+        for path in (aside, aside.with_name(aside.name + "-journal")):
+            path.unlink(missing_ok=True)
+
+
+def _wait_for_schema(db: Path) -> None:
+    """Return once the store `db` has MLflow's latest schema, or once it has stayed short of it and unchanged for
+    STALE_S seconds (a store of an older MLflow, or one whose creator died: MLflow's own check then speaks), or
+    after MIGRATION_WAIT_S seconds. A file that is no SQLite database is left to MLflow's error at once."""
+    head = _latest_schema()
+    deadline = time.monotonic() + MIGRATION_WAIT_S
+    last, since = _fingerprint(db), time.monotonic()
+    while db.exists():
+        try:
+            if _schema(db) == head:
+                return
+        except sqlite3.DatabaseError:
             return
-        except Exception as exc:
-            if any(sign in str(exc) for sign in UNUSABLE) or time.monotonic() > deadline or \
-                    (still and _fingerprint(db) == before):
-                raise
-        still = _still(db, deadline)
-        if still:
-            _drop_leftovers(db)
+        now = time.monotonic()
+        if now - since >= STALE_S or now > deadline:
+            return
+        time.sleep(0.05)
+        current = _fingerprint(db)
+        if current != last:
+            last, since = current, time.monotonic()
+
+
+def _latest_schema() -> str:
+    """The alembic revision of the schema that this MLflow writes."""
+    from mlflow.store.db.utils import _get_latest_schema_revision  # (MLflow checks every store against it)
+
+    return _get_latest_schema_revision()
+
+
+def _schema(db: Path) -> str | None:
+    """The alembic revision that the SQLite store `db` records, read without writing; None while it has none (or
+    its writer holds it locked). Raises sqlite3.DatabaseError where the file is no SQLite database."""
+    try:
+        with closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=1)) as connection:
+            row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.OperationalError:
+        return None
+    return row[0] if row else None
 
 
 def _fingerprint(db: Path) -> tuple:
@@ -103,28 +154,6 @@ def _fingerprint(db: Path) -> tuple:
             return None
         return info.st_size, info.st_mtime_ns
     return tuple(stat(db.with_name(db.name + suffix)) for suffix in ("", "-journal", "-wal"))
-
-
-def _still(db: Path, deadline: float) -> bool:
-    """Wait until the store `db` has not changed for QUIET_S seconds (True), or until the deadline (False)."""
-    last, since = _fingerprint(db), time.monotonic()
-    while time.monotonic() - since < QUIET_S:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-        now = _fingerprint(db)
-        if now != last:
-            last, since = now, time.monotonic()
-    return True
-
-
-def _drop_leftovers(db: Path) -> None:
-    """Drop the `_alembic_tmp_<name>` tables of migration steps that failed half way."""
-    with closing(sqlite3.connect(db, timeout=30)) as connection, connection:
-        names = [row[0] for row in connection.execute(
-            r"SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '\_alembic\_tmp\_%' ESCAPE '\'")]
-        for name in names:
-            connection.execute(f'DROP TABLE IF EXISTS "{name}"')
 
 
 @contextmanager
