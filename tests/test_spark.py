@@ -1,6 +1,8 @@
 """Parquet in and out, and the Spark engine on a real local Spark session (no mocks): the forecasts equal the
 single process's."""
 
+import signal
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,9 +19,11 @@ pyspark = pytest.importorskip("pyspark", reason="PySpark is not installed: pip i
 def spark():
     from forecast import spark as engine
 
+    previous = signal.getsignal(signal.SIGINT)
     session = engine.session("local[2]")
     yield session
     session.stop()
+    signal.signal(signal.SIGINT, previous)  # PySpark's own would cancel the jobs of the stopped context, and fail
 
 
 @pytest.fixture
