@@ -267,6 +267,8 @@ def test_a_store_of_another_mlflow_version_is_refused_in_one_line_without_waitin
 
 def test_a_new_store_is_made_aside_and_put_in_place_whole(tmp_path):
     db = tmp_path / "store.db"
+    for left in (".store.db.999999.new", ".store.db.999999.new-journal"):  # a process killed building one
+        (tmp_path / left).write_bytes(b"half")
     connect(f"sqlite:///{db}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store.db", "store.db.lock"]  # nothing left aside
     assert tracking_store._schema(db) == tracking_store._latest_schema()

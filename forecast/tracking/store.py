@@ -4,6 +4,7 @@ processes write it, a tracking server that cannot be reached, experiments."""
 from __future__ import annotations
 
 import fcntl
+import glob
 import os
 import re
 import signal
@@ -86,6 +87,8 @@ def _create_aside(db: Path) -> None:
     from mlflow.store.tracking import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
+    for left in db.parent.glob(f".{glob.escape(db.name)}.*.new*"):  # of a process killed while building one
+        left.unlink(missing_ok=True)  # (we hold the lock under which stores are built)
     aside = db.with_name(f".{db.name}.{os.getpid()}.new")
     uri = f"sqlite:///{aside}"
     try:
