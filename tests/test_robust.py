@@ -247,9 +247,10 @@ def test_a_new_store_made_at_the_same_time_by_another_program_is_waited_for(tmp_
         assert [r.data.metrics for r in runs] == [{"m": 1.0}]
 
 
-def test_a_store_of_another_mlflow_version_is_refused_in_one_line_without_waiting(air_csv, tmp_path):
-    """An out-of-date schema is no race with another program: the still file gives the same error again, which is
-    shown at once (not after the minutes that a race may be waited for), and the store is left as it was."""
+def test_a_store_of_another_mlflow_version_is_refused_in_one_line_after_a_short_wait(air_csv, tmp_path):
+    """An out-of-date schema is no store being created: once the file has stayed short of MLflow's schema, unchanged,
+    for STALE_S seconds (not the minutes that another program's creation may be waited for), MLflow's error is
+    shown in one line, and the store is left as it was."""
     db = tmp_path / "old.db"
     uri = f"sqlite:///{db}"
     connect(uri)

@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from conftest import free_port, wait_for
 
 from forecast.pipeline import run_pipeline
 
@@ -104,9 +104,7 @@ def test_a_signal_to_forecast_ui_stops_the_server_and_all_its_workers(store, sig
     ui, port = start_ui(store, tmp_path / "ui.log", MLFLOW_SERVER_ENABLE_JOB_EXECUTION="true")  # all its workers
     (server,) = [pid for pid, parent, _ in processes() if parent == ui.pid]  # mlflow ui, in a group of its own
     try:
-        deadline = time.monotonic() + 60  # the job consumers may start after the server first answers
-        while len(group_members(server)) <= 8 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_for(lambda: len(group_members(server)) > 8, 60)  # job consumers may start after the server answers
         assert len(group_members(server)) > 8  # mlflow ui, uvicorn and its workers, the job consumers
         ui.send_signal(sig)  # to the forecast process alone, as a service manager or `docker stop` does
         assert ui.wait(timeout=30) == 0

@@ -47,8 +47,8 @@ _READY: set[str] = set()  # stores this process has made sure exist
 
 
 def connect(uri: str | None = None) -> str:
-    """Point MLflow at the store; a new SQLite store is created under a file lock, so that processes starting
-    together do not race through its schema migrations."""
+    """Point MLflow at the store; a new SQLite store is built aside and linked in whole, under a file lock, so
+    that processes starting together never race through its schema migrations (`_migrated`)."""
     uri = tracking_uri(uri)
     mlflow.set_tracking_uri(uri)
     db = _sqlite_path(uri)
