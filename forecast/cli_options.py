@@ -71,7 +71,8 @@ def model_options(f):
         click.option("--hist", help="Covariate columns known only up to the forecast origin, comma-separated."),
         click.option("--static", help="Columns constant per series (store type, region), comma-separated."),
         click.option("--calendar", is_flag=True, default=None,
-                     help="Add calendar features of the time stamps (hour, weekday, month, as sine and cosine)."),
+                     help="Add calendar features of the time stamps (hour, weekday, day of year, month, as sine and "
+                          "cosine)."),
         click.option("--resume", help="Continue the training of this run (it died: killed, out of memory, a lost "
                                       "machine) from its last checkpoint, in a new run; give the same command."),
         click.option("--checkpoint-every", type=float,

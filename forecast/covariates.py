@@ -24,7 +24,8 @@ ROLES = ("futr", "hist", "static", "calendar")  # what a covariate column can be
 # -- calendar features
 
 def _calendar_parts(freq: Frequency) -> list[str]:
-    """The periodic positions worth encoding at a frequency: those that change from step to step."""
+    """The periodic positions worth encoding at a frequency: those that change from step to step, and the position
+    in the year wherever a step is a day or less (GluonTS' time features do the same)."""
     if freq.alias is None:
         raise DataError("--calendar: the time column holds integer steps; calendar features need dates")
     offset = to_offset(freq.alias)
@@ -34,7 +35,7 @@ def _calendar_parts(freq: Frequency) -> list[str]:
         step = None
     if step is not None:
         if step < pd.Timedelta(days=1):
-            return ["hour_of_day", "day_of_week"]
+            return ["hour_of_day", "day_of_week", "day_of_year"]
         if step == pd.Timedelta(days=1):
             return ["day_of_week", "day_of_year"]
         if step <= pd.Timedelta(days=7):
@@ -50,15 +51,23 @@ def _calendar_parts(freq: Frequency) -> list[str]:
                     "encode; leave out --calendar")
 
 
-def calendar_names(freq: Frequency) -> list[str]:
-    return [f"{part}_{fn}" for part in _calendar_parts(freq) for fn in ("sin", "cos")]
+def _saved_parts(freq: Frequency) -> list[str]:
+    """The parts a model saved before its encoder recorded them reads: those of today less the position in the year
+    of sub-daily data (added on 2026-12-06)."""
+    parts = _calendar_parts(freq)
+    return [p for p in parts if p != "day_of_year"] if "hour_of_day" in parts else parts
 
 
-def calendar_features(stamps, freq: Frequency) -> np.ndarray:
-    """(n, K) sine and cosine of each stamp's position in its day, week or year (`calendar_names` says which)."""
+def calendar_names(freq: Frequency, parts=None) -> list[str]:
+    return [f"{part}_{fn}" for part in (parts or _calendar_parts(freq)) for fn in ("sin", "cos")]
+
+
+def calendar_features(stamps, freq: Frequency, parts=None) -> np.ndarray:
+    """(n, K) sine and cosine of each stamp's position in its day, week or year (`calendar_names` says which):
+    `parts`, else those of the frequency."""
     ds = pd.DatetimeIndex(stamps)
     columns = []
-    for part in _calendar_parts(freq):
+    for part in parts or _calendar_parts(freq):
         if part == "hour_of_day":
             phase = (ds.hour * 3600 + ds.minute * 60 + ds.second) / 86400.0
         elif part == "day_of_week":
@@ -93,12 +102,12 @@ class CovariateEncoder:
     mean: dict = field(default_factory=dict)  # numeric column -> mean over the training part
     std: dict = field(default_factory=dict)
     categories: dict = field(default_factory=dict)  # categorical static column -> its categories, sorted
+    calendar: tuple = ()  # the calendar parts encoded (hour_of_day, ...), fixed when fitted
 
     @classmethod
     def fit(cls, df: pd.DataFrame, spec: Covariates, freq: Frequency) -> CovariateEncoder:
-        enc = cls(spec, freq)
-        if spec.calendar:
-            calendar_names(freq)  # a frequency without calendar features is refused now, not at predict time
+        # a frequency without calendar features is refused now, not at predict time
+        enc = cls(spec, freq, calendar=tuple(_calendar_parts(freq)) if spec.calendar else ())
         for name in spec.futr + spec.hist:
             values = df[name].to_numpy(float)
             enc.mean[name], enc.std[name] = float(values.mean()), float(values.std()) or 1.0
@@ -114,11 +123,11 @@ class CovariateEncoder:
 
     @property
     def past_dim(self) -> int:
-        return len(self.spec.futr) + len(self.spec.hist) + (len(calendar_names(self.freq)) if self.spec.calendar else 0)
+        return len(self.spec.futr) + len(self.spec.hist) + 2 * len(self.calendar)
 
     @property
     def future_dim(self) -> int:
-        return len(self.spec.futr) + (len(calendar_names(self.freq)) if self.spec.calendar else 0)
+        return len(self.spec.futr) + 2 * len(self.calendar)
 
     @property
     def future_index(self) -> np.ndarray:
@@ -137,7 +146,7 @@ class CovariateEncoder:
         return (values - np.array([self.mean[n] for n in names])) / np.array([self.std[n] for n in names])
 
     def _calendar(self, df: pd.DataFrame) -> np.ndarray:
-        return calendar_features(df[TIME], self.freq) if self.spec.calendar else np.zeros((len(df), 0))
+        return calendar_features(df[TIME], self.freq, self.calendar) if self.calendar else np.zeros((len(df), 0))
 
     def past(self, df: pd.DataFrame) -> list[np.ndarray]:
         """Per series of the long frame `df` (sorted by id, time), its (n, P) past covariates."""
@@ -180,12 +189,15 @@ class CovariateEncoder:
         return np.concatenate(parts, axis=1) if parts else np.zeros((len(frame), 0))
 
     def to_dict(self) -> dict:
-        return {"spec": asdict(self.spec), "mean": self.mean, "std": self.std, "categories": self.categories}
+        return {"spec": asdict(self.spec), "mean": self.mean, "std": self.std, "categories": self.categories,
+                "calendar": list(self.calendar)}
 
     @classmethod
     def from_dict(cls, doc: dict, freq: Frequency) -> CovariateEncoder:
         spec = Covariates(**{k: tuple(v) if isinstance(v, list) else v for k, v in doc["spec"].items()})
-        return cls(spec, freq, dict(doc.get("mean", {})), dict(doc.get("std", {})), dict(doc.get("categories", {})))
+        calendar = doc.get("calendar", _saved_parts(freq) if spec.calendar else ())
+        return cls(spec, freq, dict(doc.get("mean", {})), dict(doc.get("std", {})), dict(doc.get("categories", {})),
+                   tuple(calendar))
 
 
 # -- the future values

@@ -83,13 +83,16 @@ def test_models_refuse_the_roles_they_cannot_use():
         registry.create("ar").fit(data.df, data.freq, 7, covariates=data.covariates)
 
 
-def test_calendar_features_encode_the_position_in_the_day_and_week():
+def test_calendar_features_encode_the_position_in_the_day_week_and_year():
     freq = Frequency("30min", 1, 48)
-    assert calendar_names(freq) == ["hour_of_day_sin", "hour_of_day_cos", "day_of_week_sin", "day_of_week_cos"]
+    assert calendar_names(freq) == ["hour_of_day_sin", "hour_of_day_cos", "day_of_week_sin", "day_of_week_cos",
+                                    "day_of_year_sin", "day_of_year_cos"]
     f = calendar_features(pd.to_datetime(["2024-01-01 06:00", "2024-01-01 12:00", "2024-01-03 00:00"]), freq)
     np.testing.assert_allclose(f[:, 0], [1.0, 0.0, 0.0], atol=1e-12)  # 06:00 is a quarter of the day
     np.testing.assert_allclose(f[:, 1], [0.0, -1.0, 1.0], atol=1e-12)
-    np.testing.assert_allclose(f[2, 2:], [np.sin(4 * np.pi / 7), np.cos(4 * np.pi / 7)])  # Wednesday: day 2
+    np.testing.assert_allclose(f[2, 2:4], [np.sin(4 * np.pi / 7), np.cos(4 * np.pi / 7)])  # Wednesday: day 2
+    np.testing.assert_allclose(f[:, 4], [0.0, 0.0, np.sin(4 * np.pi / 365.25)], atol=1e-12)  # 3 January: day 2
+    np.testing.assert_allclose(f[:, 5], [1.0, 1.0, np.cos(4 * np.pi / 365.25)], atol=1e-12)
     assert calendar_names(Frequency("MS", 1, 12)) == ["month_of_year_sin", "month_of_year_cos"]
     with pytest.raises(DataError, match=r"--calendar: data at the 'YS-JAN' frequency has no position"):
         calendar_names(Frequency("YS-JAN", 1, 1))
@@ -205,6 +208,31 @@ def test_a_covariate_net_saved_before_the_local_head_loads_with_its_linear_head(
     assert old.config.head == "linear"  # the head it was saved with, not the new default
     np.testing.assert_allclose(old.predict(7, fit, future=future)["yhat"],
                                model.predict(7, fit, future=future)["yhat"], rtol=1e-6)
+
+
+def test_a_model_keeps_the_calendar_parts_it_was_fitted_with(tmp_path):
+    """The position in the year joined sub-daily data's calendar on 2026-12-06: a saved model records its parts, and
+    one saved before, whose encoder recorded none, reads the hour and the weekday only, as it was trained to."""
+    df = driven(n=120)
+    df["ds"] = df.groupby("unique_id").cumcount().map(lambda i: pd.Timestamp("2020-01-01") + pd.Timedelta(hours=i))
+    data = load(df, futr="x", calendar=True)
+    fit, _ = rolling_origins(data.df, 6, 1, 6)[0]
+    future = next_rows(data.df, fit, 6)
+    model = registry.create("gbm", max_iter=20, lookback=12).fit(fit, data.freq, 6, covariates=data.covariates)
+    assert model.encoder_.calendar == ("hour_of_day", "day_of_week", "day_of_year")
+    assert model.encoder_.past_dim == 1 + 6
+    folder = model.save(tmp_path / "model")
+    doc = json.loads((folder / "forecaster.json").read_text())
+    assert doc["covariates"]["calendar"] == ["hour_of_day", "day_of_week", "day_of_year"]
+    np.testing.assert_allclose(registry.load(folder).predict(6, fit, future=future)["yhat"],
+                               model.predict(6, fit, future=future)["yhat"], rtol=1e-12)
+    del doc["covariates"]["calendar"]
+    old = CovariateEncoder.from_dict(doc["covariates"], data.freq)
+    assert old.calendar == ("hour_of_day", "day_of_week") and old.past_dim == 1 + 4
+    daily = load(driven(n=60), calendar=True)
+    doc = CovariateEncoder.fit(daily.df, daily.covariates, daily.freq).to_dict()
+    del doc["calendar"]
+    assert CovariateEncoder.from_dict(doc, daily.freq).calendar == ("day_of_week", "day_of_year")
 
 
 # -- saved and loaded through MLflow and the CLI
