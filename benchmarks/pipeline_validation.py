@@ -20,38 +20,41 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from forecast.errors import ForecastError
+from forecast.pipeline import load_pipeline
 
-def blocks(pipeline: Path, count: int, labels: list[str] | None, out: Path) -> list[Path]:
+
+def blocks(path: Path, count: int, labels: str | None, out: Path) -> list[Path]:
     """Write each block's data file and pipeline copy; return the pipeline copies."""
-    doc = yaml.safe_load(pipeline.read_text())
-    data = doc["data"]
-    if data.get("test") or not doc.get("backtest"):
-        sys.exit(f"{pipeline}: not a backtest pipeline (it scores a test file or a single holdout); validate on the "
-                 "training file's last horizons instead: benchmarks/accuracy.py --split validation")
-    source = (pipeline.parent / data["path"]).resolve()
-    frame = pd.read_csv(source)
-    id_col = data.get("id_col")
-    backtest = doc["backtest"]
-    folds, step = int(backtest.get("folds", 1)), int(backtest.get("step", doc["horizon"]))
-    scored = (folds - 1) * step + int(doc["horizon"])  # the points after the first origin
-    models = [m for m in doc["models"] if not labels or m.get("label", m["model"]) in labels]
-    missing = sorted(set(labels or ()) - {m.get("label", m["model"]) for m in models})
-    if missing:
-        sys.exit(f"{pipeline}: no model labelled {', '.join(missing)}")
+    pipeline = load_pipeline(path)  # checked as `forecast run` checks it: the data path resolved, the labels
+    if "test" in pipeline.data or pipeline.horizon is None:
+        sys.exit(f"{path}: not a backtest with a horizon of its own (it scores a test file, or takes the data's "
+                 "default horizon); validate on the training file's last horizons: benchmarks/accuracy.py --split "
+                 "validation")
+    every = [m.label for m in pipeline.models + pipeline.combine]
+    kept = set(labels.split(",")) if labels else set(every)  # labels exactly (`--models gru` takes gru-plain too)
+    if kept - set(every):
+        sys.exit(f"{path}: no model labelled {', '.join(sorted(kept - set(every)))}; it has {', '.join(every)}")
+    scored = (pipeline.folds - 1) * (pipeline.step or pipeline.horizon) + pipeline.horizon  # after the 1st origin
+    doc = yaml.safe_load(path.read_text())
+    models = [raw for raw, spec in zip(doc["models"], pipeline.models) if spec.label in kept]
+    combine = [raw for raw, spec in zip(doc.get("combine") or [], pipeline.combine) if spec.label in kept]
+    frame = pd.read_csv(pipeline.data["path"])
+    id_col = pipeline.data.get("id_col")
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for block in range(1, count + 1):
         cut = block * scored
         if id_col:  # each series less its last `cut` rows (the file is in time order within a series)
-            left = frame.groupby(id_col, sort=False).cumcount(ascending=False)
-            part = frame[left.to_numpy() >= cut]
+            part = frame[frame.groupby(id_col, sort=False).cumcount(ascending=False).to_numpy() >= cut]
         else:
             part = frame.iloc[:len(frame) - cut]
-        path = out / f"{source.stem}_less_{cut}.csv"
-        part.to_csv(path, index=False)
-        copy = dict(doc, name=f"{doc['name']}_validation_{block}", data=dict(data, path=str(path)), models=models)
-        target = out / f"{pipeline.stem}_validation_{block}.yaml"
-        target.write_text(yaml.safe_dump(copy, sort_keys=False))
+        data = out / f"{pipeline.data['path'].stem}_less_{cut}.csv"
+        part.to_csv(data, index=False)
+        copy = dict(doc, name=f"{pipeline.name}_validation_{block}", data=dict(doc["data"], path=str(data)),
+                    models=models, combine=combine)
+        target = out / f"{path.stem}_validation_{block}.yaml"
+        target.write_text(yaml.safe_dump({k: v for k, v in copy.items() if v != []}, sort_keys=False))
         written.append(target)
     return written
 
@@ -64,8 +67,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/pipeline_validation"))
     parser.add_argument("--run", action="store_true", help="run the blocks' pipelines (else only write them)")
     args = parser.parse_args()
-    labels = [x.strip() for x in args.labels.split(",")] if args.labels else None
-    for path in blocks(args.pipeline, args.blocks, labels, args.out):
+    try:
+        written = blocks(args.pipeline, args.blocks, args.labels, args.out)
+    except ForecastError as exc:
+        sys.exit(str(exc))
+    for path in written:
         command = ["forecast", "run", str(path), "--threads", "1",
                    "--tracking-uri", f"sqlite:///{(args.out / 'mlflow.db').resolve()}"]
         print(" ".join(command), flush=True)

@@ -58,8 +58,8 @@ def _saved_parts(freq: Frequency) -> list[str]:
     return [p for p in parts if p != "day_of_year"] if "hour_of_day" in parts else parts
 
 
-def calendar_names(freq: Frequency, parts=None) -> list[str]:
-    return [f"{part}_{fn}" for part in (parts or _calendar_parts(freq)) for fn in ("sin", "cos")]
+def calendar_names(freq: Frequency) -> list[str]:
+    return [f"{part}_{fn}" for part in _calendar_parts(freq) for fn in ("sin", "cos")]
 
 
 def calendar_features(stamps, freq: Frequency, parts=None) -> np.ndarray:
