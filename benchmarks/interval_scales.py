@@ -8,7 +8,8 @@ them again under other scales s_i (normalised conformal prediction), printing co
 scale reads the net's own disagreement with its statistical partner (the mean |net - partner| over the horizon, over
 the default scale, d_i: s_i (2 median(d) + d_i)), an ensemble's spread standing in for each series' difficulty;
 then a learned difficulty (a regression across the series of each calibration window's error on features of its
-history: normalised conformal prediction), and an oracle that knows each window's realised error, the bound of
+history: normalised conformal prediction), a multi-quantile GRU's spread (quantile_scale.py) per step and over
+the steps, and an oracle that knows each window's realised error, the bound of
 what any scale could gain:
 
     python3 benchmarks/interval_scales.py --subset m3_monthly m3_quarterly --model gru
@@ -27,6 +28,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import accuracy  # noqa: E402
+import quantile_scale  # noqa: E402
 
 import forecast.models.conformal as conformal  # noqa: E402
 import forecast.models.partner as partner_module  # noqa: E402
@@ -34,6 +36,7 @@ from forecast import registry  # noqa: E402
 from forecast.intervals import Calibration, fill_scales, probabilities, to_columns  # noqa: E402
 from forecast.metrics import evaluate, seasonal_scale  # noqa: E402
 from forecast.transforms import is_seasonal, seasonal_indices  # noqa: E402
+from forecast.windows import default_lookback  # noqa: E402
 
 LEVELS = (80.0, 95.0)
 
@@ -74,6 +77,8 @@ def disagreement_scale(histories, m: int, net: np.ndarray, partner: np.ndarray) 
 
 
 LEARNED = "the default times a learned difficulty (gradient boosting over 8 features, cross-fitted)"
+QUANTILE_STEP = "a multi-quantile GRU's spread (q90 - q10) per step (benchmarks/quantile_scale.py)"
+QUANTILE_MEAN = "the same spread's mean over the steps"
 ORACLE = "oracle: each window's own realised MAE (a bound, not a method)"
 
 
@@ -151,10 +156,11 @@ def run(subset: str, model_name: str) -> list[dict]:
         residuals = []
         for (histories, actual, predicted, _), scale in zip(seen, calibration_scales):
             block = np.full((len(histories), h), np.nan)
-            block[:, :actual.shape[1]] = (actual - predicted) / scale[:, None]
+            k = actual.shape[1]
+            block[:, :k] = (actual - predicted) / (scale[:, None] if scale.ndim == 1 else scale[:, :k])
             residuals.append(block)
         spread = Calibration.from_residuals(np.concatenate(residuals), "validation").quantiles(probs, h)  # (h, P)
-        bands = yhat[:, :, None] + s[:, None, None] * spread[None]
+        bands = yhat[:, :, None] + (s[:, None, None] if s.ndim == 1 else s[:, :, None]) * spread[None]
         floor = np.array([0.0 if y.min() >= 0 else -np.inf for y in series])[:, None, None]
         columns = to_columns(yhat, np.maximum(bands, floor), probs, LEVELS)
         frame = pd.DataFrame({"unique_id": points["unique_id"], "ds": points["ds"], "yhat": points["yhat"],
@@ -173,6 +179,14 @@ def run(subset: str, model_name: str) -> list[dict]:
     default = [fill_scales([seasonal_scale(y, m) for y in block[0]]) for block in seen]
     s = fill_scales([seasonal_scale(y, m) for y in series])
     score(LEARNED, *learned_scales(seen, default, series, s, yhat, m, h))
+    lookback = getattr(model, "lookback_", None) or default_lookback(h, m)
+    net = quantile_scale.fit([y[:-h] for y in series if len(y) > h], lookback, h)
+    per_step = [np.where(np.isfinite(q := quantile_scale.spreads(net, block[0], lookback)), q, d[:, None])
+                for block, d in zip(seen, default)]
+    forecast_spread = quantile_scale.spreads(net, series, lookback)
+    forecast_spread = np.where(np.isfinite(forecast_spread), forecast_spread, s[:, None])
+    score(QUANTILE_STEP, per_step, forecast_spread)
+    score(QUANTILE_MEAN, [q.mean(axis=1) for q in per_step], forecast_spread.mean(axis=1))
     truth = scored.groupby("unique_id", sort=False)["y"].apply(lambda v: v.to_numpy(float)[:h])
     score(ORACLE, [fill_scales(np.abs(actual - predicted).mean(axis=1)) for _, actual, predicted, _ in seen],
           fill_scales([np.abs(truth[i] - yhat[k, :len(truth[i])]).mean() for k, i in enumerate(ids)]))
