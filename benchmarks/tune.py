@@ -5,6 +5,8 @@ its end), the best configuration then scored on the official test file.
 
 Prints per subset: the budget used, the trials (finished / pruned), the best validation sMAPE, and the test-file
 sMAPE and MASE of the best configuration; the forecasts go to tune_<subset>_forecasts.csv for bench/score.py.
+With `--split validation` no test file is read: the search sees the training file less its last horizon, and the
+best configuration is scored on that horizon (a nested validation, for choices about the tuner itself).
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=500)
     parser.add_argument("--folds", type=int, default=2)
     parser.add_argument("--tracking-uri", default=None)
+    parser.add_argument("--split", choices=["test", "validation"], default="test")
     args = parser.parse_args()
     rows = []
     subsets = args.subsets.split(",")
     budgets = args.timeout.split(",") * (len(subsets) if "," not in args.timeout else 1)
     for subset, budget in zip(subsets, budgets):
         train, test = DATA / f"m3_{subset}_train.csv", DATA / f"m3_{subset}_test.csv"
+        test = test if args.split == "test" else None  # validation: the holdout is the file's last horizon
         start = time.perf_counter()
         result = tuning.tune(train, args.model, trials=args.trials, timeout=budget, folds=args.folds,
                              test_path=test, experiment=f"tune_m3_{subset}", tracking_uri=args.tracking_uri,
@@ -42,8 +46,9 @@ def main() -> None:
         rows.append((f"{subset} ({budget})", seconds, states.get("COMPLETE", 0), states.get("PRUNED", 0),
                      result.best_value, result.final.metrics["smape"], result.final.metrics["mase"],
                      result.best_params))
-    print("\n| subset | seconds (search + final fit) | trials finished / pruned | best validation sMAPE | test sMAPE | "
-          "test MASE | best settings |")
+    scored = "test" if args.split == "test" else "holdout"
+    print(f"\n| subset | seconds (search + final fit) | trials finished / pruned | best validation sMAPE | {scored} "
+          f"sMAPE | {scored} MASE | best settings |")
     print("|---|---|---|---|---|---|---|")
     for subset, seconds, done, pruned, value, smape, mase, best in rows:
         print(f"| {subset} | {seconds:.0f} | {done} / {pruned} | {value:.3f} | {smape:.3f} | {mase:.3f} | {best} |")
