@@ -85,8 +85,8 @@ def backtest(csv, model, horizon, quiet, folds, step, no_refit, fit_horizon, **o
 @click.option("--metric", default="smape", show_default=True, type=click.Choice(["smape", "mase", "mae", "rmse",
                                                                                    "mape"]),
               help="Validation metric to minimise.")
-@click.option("--folds", default=2, show_default=True, type=int,
-              help="Validation origins, one horizon apart, before the holdout.")
+@click.option("--folds", type=int,
+              help="Validation origins, one horizon apart, before the holdout [default: 4].")
 @click.option("--test", "test_path", type=click.Path(), help="An official test file: the holdout the best model is "
                                                              "scored on (the search never reads it).")
 @click.option("--study-seed", default=1, show_default=True, type=int, help="The sampler's seed.")

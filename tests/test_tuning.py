@@ -61,6 +61,24 @@ def test_the_holdout_is_the_files_tail_without_a_test_file(split, tmp_path):
     pd.testing.assert_series_equal(a.trials["smape"], b.trials["smape"])
 
 
+def test_the_default_folds_are_as_many_of_four_as_the_data_allows(split):
+    """Four validation origins by default (tuning.FOLDS), fewer where the longest series cannot be scored at four,
+    saying so; --folds given is kept, and refused where the data cannot meet it."""
+    train, test = split
+    lines = []
+    full = tuning.tune(train, "gbm", trials=1, test_path=test, echo=lines.append, **FAST)  # longest series: 38
+    short = tuning.tune(train, "gbm", 8, trials=1, echo=lines.append, **FAST)  # 30 once its last 8 are cut off
+
+    def folds(result):
+        return mlflow.get_run(result.run_id).data.params["tune_folds"]
+
+    assert tuning.FOLDS == 4 and folds(full) == "4" and folds(short) == "3"
+    assert list(_trial_runs(short.run_id)["params.folds"]) == ["3"]
+    assert "validation: 3 fold(s) of 8, as many as the longest series allows (default 4)" in lines
+    with pytest.raises(DataError, match="fewer --folds"):
+        tuning.tune(train, "gbm", 8, trials=1, folds=4, echo=lambda *_: None, **FAST)
+
+
 def test_the_best_is_trained_again_and_logged_to_the_parent(split):
     train, test = split
     result = tuning.tune(train, "ar", trials=3, test_path=test, echo=lambda *_: None)
