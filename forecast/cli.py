@@ -86,7 +86,8 @@ def backtest(csv, model, horizon, quiet, folds, step, no_refit, fit_horizon, **o
                                                                                    "mape"]),
               help="Validation metric to minimise.")
 @click.option("--folds", type=int,
-              help="Validation origins, one horizon apart, before the holdout [default: 4].")
+              help="Validation origins, one horizon apart, before the holdout [default: 4, or as many as the "
+                   "longest series allows].")
 @click.option("--test", "test_path", type=click.Path(), help="An official test file: the holdout the best model is "
                                                              "scored on (the search never reads it).")
 @click.option("--study-seed", default=1, show_default=True, type=int, help="The sampler's seed.")
