@@ -181,10 +181,8 @@ def run(subset: str, model_name: str) -> list[dict]:
     score(LEARNED, *learned_scales(seen, default, series, s, yhat, m, h))
     lookback = getattr(model, "lookback_", None) or default_lookback(h, m)
     net = quantile_scale.fit([y[:-h] for y in series if len(y) > h], lookback, h)
-    per_step = [np.where(np.isfinite(q := quantile_scale.spreads(net, block[0], lookback)), q, d[:, None])
-                for block, d in zip(seen, default)]
-    forecast_spread = quantile_scale.spreads(net, series, lookback)
-    forecast_spread = np.where(np.isfinite(forecast_spread), forecast_spread, s[:, None])
+    per_step = [quantile_scale.spreads(net, block[0], lookback, d) for block, d in zip(seen, default)]
+    forecast_spread = quantile_scale.spreads(net, series, lookback, s)
     score(QUANTILE_STEP, per_step, forecast_spread)
     score(QUANTILE_MEAN, [q.mean(axis=1) for q in per_step], forecast_spread.mean(axis=1))
     truth = scored.groupby("unique_id", sort=False)["y"].apply(lambda v: v.to_numpy(float)[:h])

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from forecast.windows import make_windows
+from forecast.windows import last_windows, make_windows
 
 QUANTILES = (0.1, 0.5, 0.9)
 
@@ -45,8 +45,8 @@ def fit(histories: list[np.ndarray], lookback: int, h: int, steps: int = 3000, s
     torch.manual_seed(seed)
     logs = [np.log(y) for y in histories if len(y) > h and np.all(y > 0)]
     x, y = make_windows(logs, lookback, h)[:2]
-    last = x[:, -1:]
-    x, y = torch.as_tensor(x - last, dtype=torch.float32), torch.as_tensor(y - last, dtype=torch.float32)
+    y = torch.as_tensor(y - x[:, -1:], dtype=torch.float32)  # the targets relative to the window's last value
+    x = torch.as_tensor(_relative(x), dtype=torch.float32)
     net = QuantileGRU(h)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
@@ -64,15 +64,14 @@ def fit(histories: list[np.ndarray], lookback: int, h: int, steps: int = 3000, s
 
 
 @torch.no_grad()
-def spreads(net: QuantileGRU, histories: list[np.ndarray], lookback: int) -> np.ndarray:
-    """(S, h): each history's forecast spread level x (exp(q90) - exp(q10)); NaN where a history is not positive."""
-    out = np.full((len(histories), net.h), np.nan)
+def spreads(net: QuantileGRU, histories: list[np.ndarray], lookback: int, fallback: np.ndarray) -> np.ndarray:
+    """(S, h): each history's forecast spread level x (exp(q90) - exp(q10)); `fallback` (S,) where a history is not
+    positive (no logs)."""
+    out = np.repeat(np.asarray(fallback, float)[:, None], net.h, axis=1)
     rows = [k for k, y in enumerate(histories) if len(y) and np.all(y > 0)]
-    if not rows:
-        return out
-    windows = np.stack([np.log(np.concatenate([np.full(max(lookback - len(histories[k]), 0), histories[k][0]),
-                                               histories[k]])[-lookback:]) for k in rows])
-    q = net(torch.as_tensor(_relative(windows), dtype=torch.float32)).numpy()  # (S, h, 3)
-    level = np.array([histories[k][-1] for k in rows])[:, None]
-    out[rows] = level * (np.exp(q[..., 2]) - np.exp(q[..., 0]))
+    if rows:
+        windows = last_windows([np.log(histories[k]) for k in rows], lookback)
+        q = net(torch.as_tensor(_relative(windows))).numpy()  # (S', h, 3)
+        level = np.array([histories[k][-1] for k in rows])[:, None]
+        out[rows] = level * (np.exp(q[..., 2]) - np.exp(q[..., 0]))
     return out
