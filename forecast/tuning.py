@@ -18,6 +18,7 @@ import pandas as pd
 
 from forecast import registry
 from forecast.data import ID
+from forecast.data.splits import scorable_folds
 from forecast.errors import DataError, ModelError
 
 # name -> ("int", low, high, step) | ("log", low, high) | ("float", low, high) | ("choice", [values])
@@ -148,9 +149,7 @@ def tune(path, model: str = "gru", horizon: int | None = None, *, trials: int = 
                          f"{', '.join(SPACES)}")
     if metric not in api.METRICS:
         raise DataError(f"--metric {metric}: choose one of {', '.join(api.METRICS)}")
-    asked = folds
-    folds = FOLDS if folds is None else folds
-    if trials < 1 or folds < 1:
+    if trials < 1 or (folds is not None and folds < 1):
         raise DataError("--trials and --folds must be at least 1")
     seconds = parse_duration(timeout)
     columns, fixed = api.split_options(options)
@@ -168,11 +167,10 @@ def tune(path, model: str = "gru", horizon: int | None = None, *, trials: int = 
     carved = data.df if test is not None else data.df[data.df.groupby(ID, sort=False).cumcount(ascending=False)
                                                       >= h].reset_index(drop=True)
     validation = replace(data, df=carved)
-    if asked is None:  # the default: as many of FOLDS origins as the longest series can be scored at
-        fit = max(1, min(FOLDS, (int(validation.lengths().max()) - 2 - h) // h + 1))
-        if fit < folds:
-            echo(f"validation: {fit} fold(s) of {h}, as many as the longest series allows (default {FOLDS})")
-        folds = fit
+    if folds is None:  # the default: as many of FOLDS origins as the longest series can be scored at
+        folds = scorable_folds(int(validation.lengths().max()), h, h, FOLDS)
+        if folds < FOLDS:
+            echo(f"validation: {folds} fold(s) of {h}, as many as the longest series allows (default {FOLDS})")
     experiment = experiment or Path(path).stem
     params = {"model": model, "tune_metric": metric, "tune_folds": folds, "horizon": h, "data_sha256": data.sha256,
               "search_space": json.dumps(space), "fixed": json.dumps(fixed, sort_keys=True)}

@@ -4,6 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import DATA, SHARED, write
+from hypothesis import given
+from hypothesis import strategies as st
 
 from forecast.data import (
     Frequency,
@@ -14,6 +16,7 @@ from forecast.data import (
     series_arrays,
     split_holdout,
 )
+from forecast.data.splits import rolling_origins, scorable_folds
 from forecast.errors import DataError
 
 
@@ -130,6 +133,18 @@ def test_split_holdout_takes_the_last_h_of_every_series(m3_csv):
     last_train = train.groupby("unique_id")["ds"].max()
     first_test = test.groupby("unique_id")["ds"].min()
     assert (last_train < first_test).all()
+
+
+@given(st.integers(1, 60), st.integers(1, 8), st.integers(1, 8), st.integers(1, 6))
+def test_scorable_folds_are_the_origins_rolling_origins_scores(length, h, step, most):
+    """As many origins as a series of `length` points is scored at by rolling_origins (at least one), and no more."""
+    df = pd.DataFrame({"unique_id": "a", "ds": np.arange(length), "y": np.arange(length, dtype=float)})
+    folds = scorable_folds(length, h, step, most)
+    scored = [not test.empty for _, test in rolling_origins(df, h, folds, step)]
+    assert 1 <= folds <= most
+    assert all(scored) or folds == 1
+    if folds < most:  # one more origin would not be scored
+        assert rolling_origins(df, h, folds + 1, step)[0][1].empty
 
 
 def test_default_horizon_is_a_season_or_a_fifth_of_the_shortest_series():

@@ -36,6 +36,12 @@ def rolling_origins(df: pd.DataFrame, h: int, folds: int, step: int,
     return cuts
 
 
+def scorable_folds(longest: int, h: int, step: int, most: int, min_fit: int = 2) -> int:
+    """How many of the last `most` origins, `step` apart, `rolling_origins` scores a series of `longest` points at
+    (at least 1)."""
+    return max(1, min(most, (longest - min_fit - h) // step + 1))
+
+
 def split_holdout(df: pd.DataFrame, h: int, min_fit: int = 2) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The last `h` points of every series as the test part, the rest as the training part (series with fewer
     than `min_fit` points before the holdout: in the training part, unscored)."""
