@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--timeout", default="20m", help="one budget, or one per subset: 20m,10m,10m")
     parser.add_argument("--trials", type=int, default=500)
     parser.add_argument("--folds", type=int, default=None, help="default: forecast tune's (tuning.FOLDS)")
+    parser.add_argument("--top", type=int, default=tuning.TOP, help="the final model: the mean of the best TOP")
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("--split", choices=["test", "validation"], default="test")
     args = parser.parse_args()
@@ -39,20 +40,21 @@ def main() -> None:
         test = test if args.split == "test" else None  # validation: the holdout is the file's last horizon
         start = time.perf_counter()
         result = tuning.tune(train, args.model, HORIZONS[subset], trials=args.trials, timeout=budget, folds=args.folds,
-                             test_path=test, experiment=f"tune_m3_{subset}", tracking_uri=args.tracking_uri,
-                             echo=lambda line: print(line, flush=True))
+                             top=args.top, test_path=test, experiment=f"tune_m3_{subset}",
+                             tracking_uri=args.tracking_uri, echo=lambda line: print(line, flush=True))
         seconds = time.perf_counter() - start
         result.final.forecast.to_csv(f"tune_{subset}_forecasts.csv", index=False)
         states = result.trials["state"].value_counts().to_dict()
         rows.append((f"{subset} ({budget})", seconds, states.get("COMPLETE", 0), states.get("PRUNED", 0),
                      result.best_value, result.final.metrics["smape"], result.final.metrics["mase"],
-                     result.best_params))
+                     len(result.final_params), result.best_params))
     scored = "test" if args.split == "test" else "holdout"
     print(f"\n| subset | seconds (search + final fit) | trials finished / pruned | best validation sMAPE | {scored} "
-          f"sMAPE | {scored} MASE | best settings |")
-    print("|---|---|---|---|---|---|---|")
-    for subset, seconds, done, pruned, value, smape, mase, best in rows:
-        print(f"| {subset} | {seconds:.0f} | {done} / {pruned} | {value:.3f} | {smape:.3f} | {mase:.3f} | {best} |")
+          f"sMAPE | {scored} MASE | configurations in the final model | best settings |")
+    print("|---|---|---|---|---|---|---|---|")
+    for subset, seconds, done, pruned, value, smape, mase, top, best in rows:
+        print(f"| {subset} | {seconds:.0f} | {done} / {pruned} | {value:.3f} | {smape:.3f} | {mase:.3f} | {top} | "
+              f"{best} |")
 
 
 if __name__ == "__main__":

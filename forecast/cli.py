@@ -30,7 +30,10 @@ def main():
 @engine_options
 @click.option("--no-refit", is_flag=True, help="Save the model that was scored (fitted without the holdout) instead "
                                                "of fitting it again on all the data.")
-def train(csv, model, horizon, quiet, no_refit, **options):
+@click.option("--test", "test_path", type=click.Path(),
+              help="An official test file (the same columns, the points after CSV's end): fit on all of CSV and "
+                   "score on it instead of CSV's held-out tail.")
+def train(csv, model, horizon, quiet, no_refit, test_path, **options):
     """Fit a model on CSV, score it on the held-out tail, and log the run and model to MLflow.
 
     \b
@@ -43,7 +46,8 @@ def train(csv, model, horizon, quiet, no_refit, **options):
 
     options = interval_options({k: v for k, v in options.items() if v is not None})
     result = fit_with_progress(lambda on_epoch: api.train(csv, model, horizon, final_fit=not no_refit,
-                                                          on_epoch=on_epoch, **options), model, options, quiet)
+                                                          test_path=test_path, on_epoch=on_epoch, **options),
+                               model, options, quiet)
     echo_result(result, csv)
 
 
@@ -90,8 +94,10 @@ def backtest(csv, model, horizon, quiet, folds, step, no_refit, fit_horizon, **o
                    "longest series allows].")
 @click.option("--test", "test_path", type=click.Path(), help="An official test file: the holdout the best model is "
                                                              "scored on (the search never reads it).")
+@click.option("--top", type=int, help="The final model is the mean of the best TOP configurations, each trained "
+                                     "once more; 1: the best alone [default: 3].")
 @click.option("--study-seed", default=1, show_default=True, type=int, help="The sampler's seed.")
-def tune(csv, model, horizon, quiet, trials, timeout, metric, folds, test_path, study_seed, **options):
+def tune(csv, model, horizon, quiet, trials, timeout, metric, folds, top, test_path, study_seed, **options):
     """Search MODEL's settings with Optuna on validation folds before the holdout; train the best.
 
     Every trial is a child run of one parent run (`forecast compare --parent RUN`); Ctrl-C keeps the finished
@@ -107,7 +113,8 @@ def tune(csv, model, horizon, quiet, trials, timeout, metric, folds, test_path, 
     options.pop("checkpoint_every", None)
     resume = options.pop("resume", None)
     result = tuning.tune(csv, model, horizon, trials=trials, timeout=timeout, metric=metric, folds=folds,
-                         resume=resume, test_path=test_path, seed=study_seed, echo=click.echo, **options)
+                         top=tuning.TOP if top is None else top, resume=resume, test_path=test_path,
+                         seed=study_seed, echo=click.echo, **options)
     echo_tune(result, csv, metric)
 
 

@@ -131,6 +131,9 @@ def model_options(f):
                                        "gru,transformer,ar]."),
         click.option("--how", type=click.Choice(["median", "mean", "inverse-error"]), default=None,
                      help="combination: how the members' forecasts are combined [default: median]."),
+        click.option("--params", help="combination: the members' settings as JSON, a mapping from member to "
+                                      "settings ('{\"gru\": {\"epochs\": 20}}') or a list of one mapping per member "
+                                      "(a model may then be a member more than once)."),
         click.option("--level", "levels", type=float, multiple=True,
                      help="Prediction interval in percent, repeatable [default: 80 and 95]."),
         click.option("--quantiles", help="Also forecast these quantiles, e.g. 0.1,0.5,0.9 (columns yhat_q10, ...)."),

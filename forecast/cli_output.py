@@ -84,6 +84,9 @@ def echo_tune(result, csv, metric: str) -> None:
     click.echo("best: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                     for k, v in result.best_params.items()))
     final = result.final
+    if len(result.final_params or ()) > 1:
+        click.echo(f"final model: the mean of the best {len(result.final_params)} configurations' forecasts "
+                   "(a combination), each trained once more")
     click.echo("holdout: " + "  ".join(f"{k} {final.metrics[k]:.4g}" for k in ("smape", "mase", "mae")))
     click.echo(f"model: runs:/{result.run_id}/model  ({final.model_uri}), the parent run's; the same as "
                f"runs:/{final.run_id}/model")

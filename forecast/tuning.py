@@ -45,6 +45,9 @@ SPACES = {
 # validation origins per trial: 4 transferred better than 2 to the next window in a nested validation on M3
 # quarterly and yearly (2026-12-06, README "Tuning, gbm and combinations")
 FOLDS = 4
+# the final model: the mean of the best TOP trials' configurations, each trained once more (on the same nested
+# validation the mean of three held the next window better than the best alone; README "Tuning, gbm and combinations")
+TOP = 3
 TRIAL = "forecast.trial"  # tags of a trial's run: its number and its parameters (JSON)
 TRIAL_PARAMS = "forecast.trial_params"
 
@@ -118,6 +121,8 @@ def command(path, model: str, h: int, best: dict, columns: dict | None = None, t
         option = _option(name)
         if isinstance(value, bool):
             parts.append(option if value else "--no-" + option[2:])
+        elif isinstance(value, (list, dict)):  # a combination's members' settings
+            parts += [option, shlex.quote(json.dumps(value))]
         elif value is not None:
             parts += [option, repr(value) if isinstance(value, float) else str(value)]
     return " ".join(parts)
@@ -129,19 +134,21 @@ class TuneResult:
     best_params: dict  # the model's settings
     best_value: float  # the validation metric of the best trial
     trials: pd.DataFrame  # number, state, value, run_id and the sampled values
-    final: object | None  # the TrainResult of the best configuration trained once more (None when stopped before)
+    final: object | None  # the TrainResult of the final model (None when stopped before)
     command: str
     seconds: float
+    final_params: list = None  # the settings of each configuration of the final model, best first
 
 
 def tune(path, model: str = "gru", horizon: int | None = None, *, trials: int = 30, timeout=None,
-         metric: str = "smape", folds: int | None = None, resume: str | None = None, test_path=None,
+         metric: str = "smape", folds: int | None = None, top: int = TOP, resume: str | None = None, test_path=None,
          experiment: str | None = None, tracking_uri: str | None = None, seed: int = 1, echo=print,
          on_trial=None, **options) -> TuneResult:
     """Search `model`'s settings for the lowest validation `metric` over `trials` trials (or until `timeout`:
     seconds or '20m'), each a backtest on `folds` (default FOLDS) origins carved from the data before the holdout
-    (the test file's origin, or the last `horizon` points); then train the best once more. `on_trial(number,
-    value)` after each."""
+    (the test file's origin, or the last `horizon` points); then train the best `top` configurations once more, as
+    one model: the best alone where `top` is 1 or one trial finished, else the mean of their forecasts (a
+    combination). `on_trial(number, value)` after each."""
     from forecast import api, tracking
 
     if model not in SPACES:
@@ -149,8 +156,8 @@ def tune(path, model: str = "gru", horizon: int | None = None, *, trials: int = 
                          f"{', '.join(SPACES)}")
     if metric not in api.METRICS:
         raise DataError(f"--metric {metric}: choose one of {', '.join(api.METRICS)}")
-    if trials < 1 or (folds is not None and folds < 1):
-        raise DataError("--trials and --folds must be at least 1")
+    if trials < 1 or top < 1 or (folds is not None and folds < 1):
+        raise DataError("--trials, --top and --folds must be at least 1")
     seconds = parse_duration(timeout)
     columns, fixed = api.split_options(options)
     fixed = {k: v for k, v in fixed.items() if v is not None}
@@ -173,6 +180,7 @@ def tune(path, model: str = "gru", horizon: int | None = None, *, trials: int = 
             echo(f"validation: {folds} fold(s) of {h}, as many as the longest series allows (default {FOLDS})")
     experiment = experiment or Path(path).stem
     params = {"model": model, "tune_metric": metric, "tune_folds": folds, "horizon": h, "data_sha256": data.sha256,
+              "tune_top": top,
               "search_space": json.dumps(space), "fixed": json.dumps(fixed, sort_keys=True)}
     started = time.perf_counter()
     deadline = None if seconds is None else started + seconds  # of the whole search, the setup included
@@ -230,22 +238,31 @@ def tune(path, model: str = "gru", horizon: int | None = None, *, trials: int = 
             raise ModelError(f"tune: no trial of {model} finished; see the failed trials' runs in "
                              f"experiment '{experiment}'")
         best = {**fixed, **settings(study.best_params, h, data.freq.season)}
+        ranked = sorted(complete, key=lambda t: (t.value, t.number))[:top]
+        chosen = [{**fixed, **settings(t.params, h, data.freq.season)} for t in ranked]
+        final_model, final_settings = model, best
+        if len(chosen) > 1:
+            final_model = "combination"
+            final_settings = {"members": ",".join([model] * len(chosen)), "how": "mean", "params": chosen}
         table = pd.DataFrame([{"trial": t.number + 1, "state": t.state.name, metric: t.value, **t.params}
                               for t in study.trials])
         parent.log_frame(table, "trials.csv")
         parent.log_metrics({"trials_finished": len(complete), "tune_seconds": time.perf_counter() - started})
+        what = ("it" if len(chosen) == 1 else f"the mean of the best {len(chosen)} (trials "
+                f"{', '.join(str(t.number + 1) for t in ranked)})")
         echo(f"best trial {study.best_trial.number + 1} of {len(study.trials)}: {metric} {study.best_value:.4g}; "
-             "training it on all of the data ...")
-        final = api.backtest(path, model, h, test_path=test_path, experiment=experiment, tracking_uri=tracking_uri,
-                             run_name=f"{model}-best", parent_run_id=parent.run_id, data=data, test=test, **best,
-                             **final_options)
+             f"training {what} on all of the data ...")
+        final = api.backtest(path, final_model, h, test_path=test_path, experiment=experiment,
+                             tracking_uri=tracking_uri, run_name=f"{model}-best" if len(chosen) == 1 else
+                             f"{model}-top{len(chosen)}", parent_run_id=parent.run_id, data=data, test=test,
+                             **final_settings, **final_options)
         parent.log_metrics({f"holdout_{k}": v for k, v in final.metrics.items() if k in api.METRICS})
         parent.set_tags({"best_run_id": final.run_id})
         model_uri, _ = api.log_fitted(parent, final, data)
         final.model_uri = model_uri
     return TuneResult(run_id=parent.run_id, best_params=best, best_value=float(study.best_value), trials=table,
-                      final=final, command=command(path, model, h, best, columns, test_path),
-                      seconds=time.perf_counter() - started)
+                      final=final, command=command(path, final_model, h, final_settings, columns, test_path),
+                      seconds=time.perf_counter() - started, final_params=chosen)
 
 
 class _Pruning:

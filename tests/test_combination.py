@@ -57,6 +57,32 @@ def test_bad_members_are_refused():
         registry.create("combination", members="ar,arima")
     with pytest.raises(ModelError, match="--how vote"):
         registry.create("combination", how="vote")
+    with pytest.raises(ModelError, match="each model at most once, unless --params gives a list"):
+        registry.create("combination", members="ar,ar")
+    with pytest.raises(ModelError, match="a list of 2 mappings, one per member of ar,ar"):
+        registry.create("combination", members="ar,ar", params=[{}])
+    with pytest.raises(ModelError, match="--params {: not JSON"):
+        registry.create("combination", members="ar,naive", params="{")
+    with pytest.raises(ModelError, match="model .ar. has no setting"):
+        registry.create("combination", members="ar,ar", params=[{"max_lag": 3}, {}])
+
+
+def test_a_model_may_be_a_member_more_than_once_with_settings_per_member(m3_csv):
+    """`--members ar,ar --params '[...]'` (what `forecast tune --top K` trains): each member fitted with its own
+    settings, as that model alone is, and the saved combination's pyfunc their mean; refit with each member's own
+    final settings."""
+    h = 6
+    settings = [{"max_lags": 2, "diff": 1}, {"max_lags": 8, "diff": 0}]
+    combo = api.train(m3_csv, "combination", h, members="ar,ar", how="mean", params='[{"max_lags": 2, "diff": 1}, '
+                                                                                      '{"max_lags": 8, "diff": 0}]')
+    alone = [api.train(m3_csv, "ar", h, **s) for s in settings]
+    history = pd.read_csv(m3_csv)
+    got = _pyfunc(combo.model_uri, history, h)
+    members = [_pyfunc(a.model_uri, history, h) for a in alone]
+    assert not np.allclose(members[0]["yhat"], members[1]["yhat"])  # the settings reached the members
+    np.testing.assert_allclose(got["yhat"], (members[0]["yhat"] + members[1]["yhat"]) / 2, rtol=1e-6)
+    logged = mlflow.get_run(combo.run_id).data.params
+    assert logged["member_weights"] == "ar-1:0.5000,ar-2:0.5000"
 
 
 def test_a_pipeline_combination_is_scored_on_the_members_folds(tmp_path, air_csv):

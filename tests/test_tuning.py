@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from forecast import tuning
+from forecast import api, tuning
 from forecast.cli import main
 from forecast.errors import DataError, ModelError
 from tests.conftest import DATA
@@ -80,8 +80,9 @@ def test_the_default_folds_are_as_many_of_four_as_the_data_allows(split):
 
 
 def test_the_best_is_trained_again_and_logged_to_the_parent(split):
+    """--top 1: the best trial's settings alone, trained once more."""
     train, test = split
-    result = tuning.tune(train, "ar", trials=3, test_path=test, echo=lambda *_: None)
+    result = tuning.tune(train, "ar", trials=3, top=1, test_path=test, echo=lambda *_: None)
     parent = mlflow.get_run(result.run_id)
     assert parent.info.status == "FINISHED" and parent.data.tags["mlflow.runName"] == "tune-ar"
     trials = _trial_runs(result.run_id)
@@ -95,6 +96,37 @@ def test_the_best_is_trained_again_and_logged_to_the_parent(split):
     final = mlflow.pyfunc.load_model(f"runs:/{result.final.run_id}/model").predict(pd.read_csv(train))
     pd.testing.assert_frame_equal(forecasts, final)
     assert result.command.startswith(f"forecast train {train} --model ar --horizon 8 --test {test} --max-lags ")
+    assert result.final_params == [result.best_params]
+
+
+def test_the_final_model_is_the_mean_of_the_best_three_as_the_printed_command_trains_it(split):
+    """By default the best three configurations are trained once more, as one combination whose forecast is the
+    mean of theirs (each trained alone the same way); `forecast train` with the printed command gives the same
+    model and scores."""
+    import shlex
+
+    train, test = split
+    lines = []
+    result = tuning.tune(train, "ar", trials=5, test_path=test, echo=lines.append)
+    trials = result.trials[result.trials["state"] == "COMPLETE"].sort_values(["smape", "trial"])
+    assert tuning.TOP == 3 and len(result.final_params) == 3
+    assert result.final_params[0] == result.best_params
+    tagged = _trial_runs(result.run_id).set_index("tags.forecast.trial")["tags.forecast.trial_params"]
+    assert [json.loads(tagged[str(t)]) for t in trials["trial"][:3]] == result.final_params  # ar: sampled = settings
+    assert any(line.endswith(f"training the mean of the best 3 (trials {', '.join(map(str, trials['trial'][:3]))}) "
+                             "on all of the data ...") for line in lines)
+    history = pd.read_csv(train)
+    got = mlflow.pyfunc.load_model(f"runs:/{result.run_id}/model").predict(history)
+    members = [mlflow.pyfunc.load_model(api.train(train, "ar", 8, test_path=test, **p).model_uri).predict(history)
+               for p in result.final_params]
+    np.testing.assert_allclose(got["yhat"], np.mean([m["yhat"] for m in members], axis=0), rtol=1e-6)
+    args = shlex.split(result.command)
+    assert args[:5] == ["forecast", "train", str(train), "--model", "combination"]
+    again = CliRunner().invoke(main, args[1:] + ["--quiet"])
+    assert again.exit_code == 0, again.output
+    reproduced = mlflow.search_runs(search_all_experiments=True, order_by=["start_time DESC"]).iloc[0]
+    assert reproduced["metrics.smape"] == pytest.approx(result.final.metrics["smape"], rel=1e-9)
+    assert mlflow.get_run(result.run_id).data.params["tune_top"] == "3"
 
 
 def test_an_interrupted_study_resumes_with_its_finished_trials(split):
@@ -133,11 +165,11 @@ def test_refusals_and_the_command_line(split):
         tuning.parse_duration("soon")
     assert tuning.parse_duration("20m") == 1200 and tuning.parse_duration("1.5h") == 5400
     runner = CliRunner()
-    done = runner.invoke(main, ["tune", str(train), "--model", "gbm", "--trials", "2", "--max-iter", "20", "--test",
-                                str(test)])
+    done = runner.invoke(main, ["tune", str(train), "--model", "gbm", "--trials", "2", "--max-iter", "20", "--top",
+                                "1", "--test", str(test)])
     assert done.exit_code == 0, done.output
     assert "best validation smape" in done.output and "reproduce: forecast train" in done.output
-    assert "--max-iter 20" in done.output
+    assert "--max-iter 20" in done.output and "final model: the mean" not in done.output
     bad = runner.invoke(main, ["tune", str(train), "--model", "naive"])
     assert bad.exit_code == 1 and bad.output.strip().endswith("nothing to tune (no settings to search); choose one "
                                                               "of rnn, lstm, gru, transformer, ar, gbm")
@@ -193,8 +225,9 @@ def test_the_printed_command_reproduces_the_best_model_with_its_data_options(tmp
     assert args[:2] == ["forecast", "train"] and "--target" in args and "--futr" in args
     again = runner.invoke(main, args[1:] + ["--quiet"])
     assert again.exit_code == 0, again.output
+    assert "final model: the mean of the best 2 configurations' forecasts" in tuned.output  # of 2 trials
     runs = mlflow.search_runs(search_all_experiments=True, order_by=["start_time DESC"])
-    best, reproduced = runs[runs["tags.mlflow.runName"] == "gbm-best"].iloc[0], runs.iloc[0]
+    best, reproduced = runs[runs["tags.mlflow.runName"] == "gbm-top2"].iloc[0], runs.iloc[0]
     assert reproduced["params.covariates_futr"] == "x"
     for metric in ("metrics.smape", "metrics.mae", "metrics.msis"):
         assert reproduced[metric] == pytest.approx(best[metric], rel=1e-9)

@@ -5,6 +5,7 @@ measured while fitting: forecast.models.conformal). Saved as one model holding i
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,31 +40,55 @@ def inverse_error_weights(errors) -> np.ndarray:
 
 @dataclass
 class CombinationConfig:
-    members: str = "gru,transformer,ar"  # model names, comma-separated, each at most once
+    members: str = "gru,transformer,ar"  # model names, comma-separated
     how: str = "median"
-    params: dict = field(default_factory=dict)  # per member name, its settings
+    # the members' settings: a mapping from member name to settings (each model then at most once), or a list of
+    # one mapping per member, in order (a model may then be a member more than once: `forecast tune --top K`);
+    # JSON text (--params) is read as either
+    params: dict | list = field(default_factory=dict)
 
     def __post_init__(self):
         from forecast import registry
 
         names = self.names()
+        if isinstance(self.params, str):
+            try:
+                self.params = json.loads(self.params)
+            except ValueError:
+                raise ModelError(f"--params {self.params}: not JSON; give a mapping from member name to settings, "
+                                 'e.g. {"gru": {"epochs": 20}}, or a list of one mapping per member') from None
         if len(names) < 2:
             raise ModelError(f"--members {self.members}: a combination needs at least two models")
-        if len(set(names)) < len(names):
-            raise ModelError(f"--members {self.members}: each model at most once")
+        by_position = isinstance(self.params, list)
+        if by_position and (len(self.params) != len(names) or not all(isinstance(p, dict) for p in self.params)):
+            raise ModelError(f"--params: a list of {len(names)} mappings, one per member of {self.members}")
+        if len(set(names)) < len(names) and not by_position:
+            raise ModelError(f"--members {self.members}: each model at most once, unless --params gives a list "
+                             "of settings, one per member")
         for name in names:
             if name not in registry.MODELS or name == "combination":
                 raise ModelError(f"--members: unknown model '{name}'; choose from "
                                  f"{', '.join(m for m in registry.MODELS if m != 'combination')}")
         if self.how not in HOWS:
             raise ModelError(f"--how {self.how}: choose one of {', '.join(HOWS)}")
-        if not isinstance(self.params, dict) or set(self.params) - set(names):
+        if not by_position and (not isinstance(self.params, dict) or set(self.params) - set(names)):
             raise ModelError(f"combination params {self.params!r}: a mapping from member names to their settings")
-        for name in names:
-            registry.create(name, **(self.params.get(name) or {}))  # bad settings refused now
+        for i, name in enumerate(names):
+            registry.create(name, **self.member_params(i))  # bad settings refused now
 
     def names(self) -> list[str]:
         return [n.strip() for n in str(self.members).split(",") if n.strip()]
+
+    def member_params(self, i: int) -> dict:
+        """The settings of the i-th member."""
+        if isinstance(self.params, list):
+            return dict(self.params[i] or {})
+        return dict(self.params.get(self.names()[i]) or {})
+
+    def labels(self) -> list[str]:
+        """The members' names, numbered where a model is a member more than once (gru-1, gru-2)."""
+        names = self.names()
+        return [f"{n}-{i + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)]
 
 
 class Combination(Forecaster):
@@ -93,7 +118,7 @@ class Combination(Forecaster):
             if kept is not None and name in registry.GLOBAL:  # trained once, before the first origin
                 self.members_.append(kept.members_[i])
                 continue
-            member = registry.create(name, **(self.config.params.get(name) or {}))
+            member = registry.create(name, **self.config.member_params(i))
             member.resolve_config(h, freq.season)  # the default lookback resolved as a lone model's
             cached = fits.lookup(member, df, h, covariates)
             if cached is None:  # not fitted by this pipeline already (forecast.fits)
@@ -145,12 +170,13 @@ class Combination(Forecaster):
 
     def final_settings(self) -> dict:
         """Each member's own final settings (the nets: the epochs early stopping chose)."""
-        settings = {n: {**(self.config.params.get(n) or {}), **m.final_settings()}
-                    for n, m in zip(self.config.names(), self.members_)}
-        return {"params": {n: s for n, s in settings.items() if s}}
+        settings = [{**self.config.member_params(i), **m.final_settings()} for i, m in enumerate(self.members_)]
+        if isinstance(self.config.params, list):
+            return {"params": settings}
+        return {"params": {n: s for n, s in zip(self.config.names(), settings) if s}}
 
     def fit_details(self):
-        names = self.config.names()
+        names = self.config.labels()
         return {"member_weights": ",".join(f"{n}:{w:.4f}" for n, w in zip(names, self.weights_)),
                 "member_validation_mase": ",".join(f"{n}:{e:.10g}" for n, e in zip(names, self.validation_errors_))
                 }, None
