@@ -177,7 +177,8 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
     if data.covariates:  # and covariates the model cannot use
         forecaster.refuse(data.covariates)
     fitter = _engine(engine, spark_master, data, model) if model in registry.PER_SERIES else None  # nets: here
-    neural = model in registry.NEURAL
+    names = forecaster.config.names() if model == "combination" else [model]
+    neural = any(name in registry.NEURAL for name in names)  # a net alone or in a combination: checkpoints
     experiment = experiment or Path(path).stem
     fit_on = "all" if final_fit or test is not None else "holdout"
     n_scored = int(cuts[-1][1][ID].nunique())

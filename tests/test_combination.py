@@ -212,3 +212,13 @@ models:
     with pytest.raises(pipeline.PipelineError, match=r"combine\[1\]: members must use the same covariates "
                                                      r"\(snaive: none; gbm: futr x\)"):
         pipeline.load_pipeline(mixed)
+
+
+def test_members_of_one_model_keep_their_own_checkpoints(air_csv):
+    """Two GRU members save their training state under keys of their own (gru-1, gru-2): a resumed run must not
+    continue one member from the other's weights."""
+    tiny = {"hidden_size": 8, "layers": 1, "epochs": 2, "ensemble": 1, "combine": "none", "steps_per_epoch": 3}
+    result = api.train(air_csv, "combination", 12, members="gru,gru", how="mean",
+                       params=[tiny, {**tiny, "hidden_size": 4}])
+    saved = {a.path.split("/")[-1] for a in mlflow.MlflowClient().list_artifacts(result.run_id, "checkpoints")}
+    assert {"fold1-gru-1-member0.pt", "fold1-gru-2-member0.pt"} <= saved, saved

@@ -114,7 +114,7 @@ class Combination(Forecaster):
             self.refuse(covariates)
         kept, self.kept_ = getattr(self, "kept_", None), None  # a backtest without refit: the previous fold's fit
         self.members_ = []
-        for i, name in enumerate(self.config.names()):
+        for i, (name, label) in enumerate(zip(self.config.names(), self.config.labels())):
             if kept is not None and name in registry.GLOBAL:  # trained once, before the first origin
                 self.members_.append(kept.members_[i])
                 continue
@@ -123,7 +123,7 @@ class Combination(Forecaster):
             cached = fits.lookup(member, df, h, covariates)
             if cached is None:  # not fitted by this pipeline already (forecast.fits)
                 member.checkpoints_ = getattr(self, "checkpoints_", None)
-                member.checkpoint_key_ = f"{getattr(self, 'checkpoint_key_', 'fit')}-{name}"
+                member.checkpoint_key_ = f"{getattr(self, 'checkpoint_key_', 'fit')}-{label}"  # gru-1, gru-2
                 cached = member.fit(df, freq, h, covariates=covariates)
                 fits.store(cached, df, h, covariates)
             self.members_.append(cached)
