@@ -137,7 +137,7 @@ class TuneResult:
     final: object | None  # the TrainResult of the final model (None when stopped before)
     command: str
     seconds: float
-    final_params: list = None  # the settings of each configuration of the final model, best first
+    final_params: list | None = None  # the settings of each configuration of the final model, best first
 
 
 def tune(path, model: str = "gru", horizon: int | None = None, *, trials: int = 30, timeout=None,
