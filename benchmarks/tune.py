@@ -28,7 +28,8 @@ def main() -> None:
     parser.add_argument("--timeout", default="20m", help="one budget, or one per subset: 20m,10m,10m")
     parser.add_argument("--trials", type=int, default=500)
     parser.add_argument("--folds", type=int, default=None, help="default: forecast tune's (tuning.FOLDS)")
-    parser.add_argument("--top", type=int, default=tuning.TOP, help="the final model: the mean of the best TOP")
+    parser.add_argument("--top", type=int, default=None, help="the final model: the mean of the best TOP "
+                                                              "(default: forecast tune's, tuning.TOP)")
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("--split", choices=["test", "validation"], default="test")
     args = parser.parse_args()

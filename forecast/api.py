@@ -90,10 +90,14 @@ def load_test(path, data: Dataset, columns: dict) -> Dataset:
                          **_roles(data.covariates)})
 
 
+def _models_in(forecaster) -> list[str]:
+    """The models a forecaster fits: a combination's members, else itself."""
+    return forecaster.config.names() if forecaster.name == "combination" else [forecaster.name]
+
+
 def _has_global(forecaster) -> bool:
     """Whether a backtest without refit trains (part of) the model once: the nets and gbm, alone or combined."""
-    names = forecaster.config.names() if forecaster.name == "combination" else [forecaster.name]
-    return any(name in registry.GLOBAL for name in names)
+    return any(name in registry.GLOBAL for name in _models_in(forecaster))
 
 
 def resolve_horizon(horizon: int | None, data: Dataset, test: Dataset | None) -> int:
@@ -177,8 +181,7 @@ def backtest(path, model: str = "gru", horizon: int | None = None, *, folds: int
     if data.covariates:  # and covariates the model cannot use
         forecaster.refuse(data.covariates)
     fitter = _engine(engine, spark_master, data, model) if model in registry.PER_SERIES else None  # nets: here
-    names = forecaster.config.names() if model == "combination" else [model]
-    neural = any(name in registry.NEURAL for name in names)  # a net alone or in a combination: checkpoints
+    neural = any(name in registry.NEURAL for name in _models_in(forecaster))  # a net, alone or combined: checkpoints
     experiment = experiment or Path(path).stem
     fit_on = "all" if final_fit or test is not None else "holdout"
     n_scored = int(cuts[-1][1][ID].nunique())

@@ -113,8 +113,7 @@ def tune(csv, model, horizon, quiet, trials, timeout, metric, folds, top, test_p
     options.pop("checkpoint_every", None)
     resume = options.pop("resume", None)
     result = tuning.tune(csv, model, horizon, trials=trials, timeout=timeout, metric=metric, folds=folds,
-                         top=tuning.TOP if top is None else top, resume=resume, test_path=test_path,
-                         seed=study_seed, echo=click.echo, **options)
+                         top=top, resume=resume, test_path=test_path, seed=study_seed, echo=click.echo, **options)
     echo_tune(result, csv, metric)
 
 

@@ -141,14 +141,15 @@ class TuneResult:
 
 
 def tune(path, model: str = "gru", horizon: int | None = None, *, trials: int = 30, timeout=None,
-         metric: str = "smape", folds: int | None = None, top: int = TOP, resume: str | None = None, test_path=None,
+         metric: str = "smape", folds: int | None = None, top: int | None = None, resume: str | None = None,
+         test_path=None,
          experiment: str | None = None, tracking_uri: str | None = None, seed: int = 1, echo=print,
          on_trial=None, **options) -> TuneResult:
     """Search `model`'s settings for the lowest validation `metric` over `trials` trials (or until `timeout`:
     seconds or '20m'), each a backtest on `folds` (default FOLDS) origins carved from the data before the holdout
-    (the test file's origin, or the last `horizon` points); then train the best `top` configurations once more, as
-    one model: the best alone where `top` is 1 or one trial finished, else the mean of their forecasts (a
-    combination). `on_trial(number, value)` after each."""
+    (the test file's origin, or the last `horizon` points); then train the best `top` (default TOP) configurations
+    once more, as one model: the best alone where `top` is 1 or one trial finished, else the mean of their
+    forecasts (a combination). `on_trial(number, value)` after each."""
     from forecast import api, tracking
 
     if model not in SPACES:
@@ -156,6 +157,7 @@ def tune(path, model: str = "gru", horizon: int | None = None, *, trials: int = 
                          f"{', '.join(SPACES)}")
     if metric not in api.METRICS:
         raise DataError(f"--metric {metric}: choose one of {', '.join(api.METRICS)}")
+    top = TOP if top is None else top
     if trials < 1 or top < 1 or (folds is not None and folds < 1):
         raise DataError("--trials, --top and --folds must be at least 1")
     seconds = parse_duration(timeout)
@@ -237,9 +239,9 @@ def tune(path, model: str = "gru", horizon: int | None = None, *, trials: int = 
         if not complete:
             raise ModelError(f"tune: no trial of {model} finished; see the failed trials' runs in "
                              f"experiment '{experiment}'")
-        best = {**fixed, **settings(study.best_params, h, data.freq.season)}
-        ranked = sorted(complete, key=lambda t: (t.value, t.number))[:top]
+        ranked = sorted(complete, key=lambda t: (t.value, t.number))[:top]  # the best first, as Optuna's
         chosen = [{**fixed, **settings(t.params, h, data.freq.season)} for t in ranked]
+        best = chosen[0]
         final_model, final_settings = model, best
         if len(chosen) > 1:
             final_model = "combination"
@@ -250,7 +252,7 @@ def tune(path, model: str = "gru", horizon: int | None = None, *, trials: int = 
         parent.log_metrics({"trials_finished": len(complete), "tune_seconds": time.perf_counter() - started})
         what = ("it" if len(chosen) == 1 else f"the mean of the best {len(chosen)} (trials "
                 f"{', '.join(str(t.number + 1) for t in ranked)})")
-        echo(f"best trial {study.best_trial.number + 1} of {len(study.trials)}: {metric} {study.best_value:.4g}; "
+        echo(f"best trial {ranked[0].number + 1} of {len(study.trials)}: {metric} {ranked[0].value:.4g}; "
              f"training {what} on all of the data ...")
         final = api.backtest(path, final_model, h, test_path=test_path, experiment=experiment,
                              tracking_uri=tracking_uri, run_name=f"{model}-best" if len(chosen) == 1 else
@@ -260,7 +262,7 @@ def tune(path, model: str = "gru", horizon: int | None = None, *, trials: int = 
         parent.set_tags({"best_run_id": final.run_id})
         model_uri, _ = api.log_fitted(parent, final, data)
         final.model_uri = model_uri
-    return TuneResult(run_id=parent.run_id, best_params=best, best_value=float(study.best_value), trials=table,
+    return TuneResult(run_id=parent.run_id, best_params=best, best_value=float(ranked[0].value), trials=table,
                       final=final, command=command(path, final_model, h, final_settings, columns, test_path),
                       seconds=time.perf_counter() - started, final_params=chosen)
 
